@@ -1,0 +1,118 @@
+//! Pipeline files (`pipelines/*.toml`): a job's settings in one editable file. Command-line
+//! flags override them; the merged result is what a job runs with and logs.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::{DeviceChoice, PrecisionChoice};
+
+/// The `[stylize]` table of a pipeline file; every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StylizeSection {
+    /// Generator weights; relative paths are relative to the pipeline file.
+    pub model: Option<PathBuf>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: Option<DeviceChoice>,
+    /// `auto`, `f32`, `f16` or `bf16`.
+    pub precision: Option<PrecisionChoice>,
+    /// Frames per generator call.
+    pub batch: Option<usize>,
+    /// Video encoder settings.
+    pub encoder: Option<EncoderSection>,
+}
+
+/// The `[stylize.encoder]` table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderSection {
+    /// FFmpeg encoder name.
+    pub codec: Option<String>,
+    /// Constant rate factor.
+    pub crf: Option<u32>,
+    /// Encoder preset.
+    pub preset: Option<String>,
+}
+
+/// Encoder choices for a video output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderSettings {
+    /// FFmpeg encoder name (`libx264`, `libx265`, `libvpx-vp9`, …).
+    pub codec: String,
+    /// Constant rate factor, when the encoder takes one (x264: 0–51, lower is better).
+    pub crf: Option<u32>,
+    /// Encoder preset (x264: ultrafast … veryslow).
+    pub preset: Option<String>,
+}
+
+impl Default for EncoderSettings {
+    fn default() -> Self {
+        Self { codec: "libx264".into(), crf: Some(18), preset: Some("medium".into()) }
+    }
+}
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// What the pipeline is for.
+    pub description: Option<String>,
+    /// Settings of `japanim stylize`.
+    #[serde(default)]
+    pub stylize: StylizeSection,
+}
+
+impl PipelineFile {
+    /// Reads a pipeline file; relative paths in it become relative to its folder.
+    pub fn read(path: &Path) -> Result<Self, crate::Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| crate::Error::Invalid(format!("pipeline file {}: {e}", path.display())))?;
+        let mut file: Self = toml::from_str(&text)
+            .map_err(|e| crate::Error::Invalid(format!("pipeline file {}: {}", path.display(), e.message())))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        if let Some(model) = &mut file.stylize.model {
+            if model.is_relative() {
+                *model = base.join(&*model);
+            }
+        }
+        Ok(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pipeline_files_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[stylize]\nmodel = \"m.safetensors\"\ndevice = \"cuda:1\"\nprecision = \"bf16\"\n[stylize.encoder]\ncrf = 20\n").unwrap();
+        let file = PipelineFile::read(&path).unwrap();
+        assert_eq!(file.stylize.model, Some(dir.path().join("m.safetensors")));
+        assert_eq!(file.stylize.device, Some(DeviceChoice::Cuda(1)));
+        assert_eq!(file.stylize.precision, Some(PrecisionChoice::Bf16));
+        assert_eq!(file.stylize.encoder.unwrap().crf, Some(20));
+
+        std::fs::write(&path, "[stylize]\ndevcie = \"cpu\"\n").unwrap();
+        let err = PipelineFile::read(&path).unwrap_err().to_string();
+        assert!(err.contains("unknown field `devcie`"), "{err}");
+        std::fs::write(&path, "[stylize]\ndevice = \"gpu\"\n").unwrap();
+        assert!(PipelineFile::read(&path).unwrap_err().to_string().contains("auto, cpu"));
+    }
+
+    #[test]
+    fn shipped_pipelines_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                PipelineFile::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                count += 1;
+            }
+        }
+        assert!(count >= 1);
+    }
+}

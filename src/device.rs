@@ -1,0 +1,159 @@
+//! Where the generator runs and in which precision.
+
+use std::str::FromStr;
+
+use tch::{Device, Kind};
+
+/// The `--device` choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DeviceChoice {
+    /// The first CUDA GPU when there is one, else the CPU.
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA GPU number N.
+    Cuda(usize),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => text
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("device '{text}' is not one of auto, cpu, cuda, cuda:N")),
+        }
+    }
+}
+
+impl TryFrom<String> for DeviceChoice {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<DeviceChoice> for String {
+    fn from(d: DeviceChoice) -> String {
+        match d {
+            DeviceChoice::Auto => "auto".into(),
+            DeviceChoice::Cpu => "cpu".into(),
+            DeviceChoice::Cuda(n) => format!("cuda:{n}"),
+        }
+    }
+}
+
+/// The `--precision` choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PrecisionChoice {
+    /// f32 on the CPU, bf16 on a GPU.
+    Auto,
+    /// 32-bit float.
+    F32,
+    /// IEEE half (GPU only).
+    F16,
+    /// bfloat16 (GPU only).
+    Bf16,
+}
+
+/// Errors choosing a device.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// CUDA was asked for and is not there.
+    #[error("--device {asked} was asked for, but {found}")]
+    NoCuda {
+        /// What was asked for.
+        asked: String,
+        /// What was found instead.
+        found: String,
+    },
+    /// Half precision on the CPU.
+    #[error("--precision {0} runs on a CUDA device only; use f32 (or auto) on the CPU")]
+    HalfOnCpu(&'static str),
+}
+
+/// Makes libtorch's CUDA backend available. A binary linked with `--as-needed` drops
+/// `libtorch_cuda.so`, so CUDA never registers; opening it by hand registers it. On machines
+/// without CUDA libraries the open fails and japanim runs on the CPU. Returns whether it loaded.
+pub fn register_cuda() -> bool {
+    static LOADED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LOADED.get_or_init(|| {
+        // SAFETY: loading libtorch's own CUDA library only runs its static initialisers,
+        // which register the CUDA backend with the already-loaded libtorch.
+        match unsafe { libloading::Library::new("libtorch_cuda.so") } {
+            Ok(lib) => {
+                std::mem::forget(lib); // keep it loaded for the whole process
+                true
+            }
+            Err(_) => false,
+        }
+    })
+}
+
+/// Turns the choices into a device and a tensor kind.
+pub fn resolve(device: DeviceChoice, precision: PrecisionChoice) -> Result<(Device, Kind), DeviceError> {
+    let cuda_count = if register_cuda() { tch::Cuda::device_count() as usize } else { 0 };
+    let device = match device {
+        DeviceChoice::Auto if cuda_count > 0 => Device::Cuda(0),
+        DeviceChoice::Auto | DeviceChoice::Cpu => Device::Cpu,
+        DeviceChoice::Cuda(n) if n < cuda_count => Device::Cuda(n),
+        DeviceChoice::Cuda(n) => {
+            let found = if cuda_count == 0 {
+                "this libtorch sees no CUDA GPU".to_string()
+            } else {
+                format!("only {cuda_count} CUDA GPU(s) are present")
+            };
+            return Err(DeviceError::NoCuda { asked: format!("cuda:{n}"), found });
+        }
+    };
+    let kind = match (precision, device) {
+        (PrecisionChoice::Auto, Device::Cpu) | (PrecisionChoice::F32, _) => Kind::Float,
+        (PrecisionChoice::Auto, _) | (PrecisionChoice::Bf16, Device::Cuda(_)) => Kind::BFloat16,
+        (PrecisionChoice::F16, Device::Cuda(_)) => Kind::Half,
+        (PrecisionChoice::F16, _) => return Err(DeviceError::HalfOnCpu("f16")),
+        (PrecisionChoice::Bf16, _) => return Err(DeviceError::HalfOnCpu("bf16")),
+    };
+    if let Device::Cuda(_) = device {
+        tch::Cuda::cudnn_set_benchmark(true); // shapes are fixed per stream
+    }
+    Ok((device, kind))
+}
+
+/// A short human description of what libtorch can use, for `japanim doctor`.
+pub fn describe() -> String {
+    let cuda = register_cuda();
+    let count = if cuda { tch::Cuda::device_count() } else { 0 };
+    format!(
+        "libtorch CUDA backend: {}; CUDA devices: {count}; cuDNN: {}; CPU threads: {}",
+        if cuda { "loaded" } else { "not available (CPU only)" },
+        if count > 0 && tch::Cuda::cudnn_is_available() { "yes" } else { "no" },
+        tch::get_num_threads()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_devices() {
+        assert_eq!("auto".parse(), Ok(DeviceChoice::Auto));
+        assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
+        assert_eq!("cuda:3".parse(), Ok(DeviceChoice::Cuda(3)));
+        assert!("gpu".parse::<DeviceChoice>().unwrap_err().contains("auto, cpu"));
+    }
+
+    #[test]
+    fn half_precision_needs_a_gpu() {
+        let err = resolve(DeviceChoice::Cpu, PrecisionChoice::F16).unwrap_err();
+        assert!(err.to_string().contains("CUDA device only"));
+        assert_eq!(resolve(DeviceChoice::Cpu, PrecisionChoice::Auto).unwrap(), (Device::Cpu, Kind::Float));
+    }
+}

@@ -1,0 +1,131 @@
+//! The one frame type that flows through every stage, and the pool its buffers come from.
+
+use crossbeam_channel::{Receiver, Sender};
+
+/// Largest width or height japanim accepts from a header, a flag or a file: 16384 px.
+pub const MAX_SIDE: u32 = 16_384;
+/// Largest frame area japanim accepts: 8K UHD (7680×4320) times four.
+pub const MAX_PIXELS: u64 = 7680 * 4320 * 4;
+
+/// A packed RGB frame: `width * height * 3` bytes, row-major, no row padding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// RGB bytes, `width * height * 3` of them.
+    pub data: Vec<u8>,
+    /// Presentation timestamp in the source's time base, when the source has one.
+    pub pts: Option<i64>,
+    /// Position of the frame in its stream, from 0.
+    pub index: u64,
+}
+
+impl Frame {
+    /// Number of bytes an RGB frame of this size holds.
+    pub fn byte_len(width: u32, height: u32) -> usize {
+        width as usize * height as usize * 3
+    }
+}
+
+/// Checks a frame size read from a flag or a header before anything is allocated for it.
+pub fn check_frame_size(width: u32, height: u32) -> Result<(), String> {
+    if width == 0 || height == 0 {
+        return Err(format!("frame size {width}x{height} is empty: both sides must be at least 1"));
+    }
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(format!(
+            "frame size {width}x{height} exceeds the limit of {MAX_SIDE} px a side and {MAX_PIXELS} px in all"
+        ));
+    }
+    Ok(())
+}
+
+/// A bounded pool of frame buffers shared by the stages of a stream.
+///
+/// Buffers given back are reused, so a long video allocates only as many buffers as the
+/// channels between stages can hold at once: memory depends on the channel bounds, not on
+/// the video's length.
+#[derive(Clone)]
+pub struct FramePool {
+    free_tx: Sender<Vec<u8>>,
+    free_rx: Receiver<Vec<u8>>,
+}
+
+impl FramePool {
+    /// A pool that keeps at most `capacity` idle buffers.
+    pub fn new(capacity: usize) -> Self {
+        let (free_tx, free_rx) = crossbeam_channel::bounded(capacity.max(1));
+        Self { free_tx, free_rx }
+    }
+
+    /// A zeroed-or-reused buffer of exactly `len` bytes.
+    pub fn take(&self, len: usize) -> Vec<u8> {
+        let mut buffer = self.free_rx.try_recv().unwrap_or_default();
+        buffer.resize(len, 0);
+        buffer
+    }
+
+    /// Returns a buffer for reuse; dropped if the pool is full.
+    pub fn give(&self, buffer: Vec<u8>) {
+        let _ = self.free_tx.try_send(buffer);
+    }
+}
+
+/// Anything a source passes through a stream untouched (e.g. an audio packet); only a sink
+/// that knows its type uses it, the others drop it.
+pub type Passthrough = Box<dyn std::any::Any + Send>;
+
+/// What flows from a source to a sink.
+pub enum Item {
+    /// A picture to stylize.
+    Frame(Frame),
+    /// Data forwarded as it is.
+    Passthrough(Passthrough),
+}
+
+/// The first stage of a stream: yields frames (and passthrough data) in order.
+pub trait FrameSource: Send {
+    /// The next item, taking frame buffers from `pool`; `None` at the end.
+    fn next_item(&mut self, pool: &FramePool) -> Result<Option<Item>, crate::Error>;
+}
+
+/// The last stage of a stream: consumes stylized frames in order.
+pub trait FrameSink: Send {
+    /// Writes one frame.
+    fn write_frame(&mut self, frame: &Frame) -> Result<(), crate::Error>;
+    /// Writes forwarded data; sinks that cannot use it ignore it.
+    fn write_passthrough(&mut self, _item: Passthrough) -> Result<(), crate::Error> {
+        Ok(())
+    }
+    /// Completes the output after the last frame. Not called when the stream fails.
+    fn finish(&mut self) -> Result<(), crate::Error>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_reuses_buffers_and_stays_bounded() {
+        let pool = FramePool::new(2);
+        let a = pool.take(12);
+        let ptr = a.as_ptr();
+        pool.give(a);
+        let b = pool.take(12);
+        assert_eq!(b.as_ptr(), ptr, "a given-back buffer is reused");
+        pool.give(b);
+        pool.give(vec![0; 3]);
+        pool.give(vec![0; 3]); // over capacity: dropped
+        assert_eq!(pool.free_rx.len(), 2);
+    }
+
+    #[test]
+    fn frame_size_limits() {
+        assert!(check_frame_size(1, 1).is_ok());
+        assert!(check_frame_size(1920, 1080).is_ok());
+        assert!(check_frame_size(0, 0).unwrap_err().contains("empty"));
+        assert!(check_frame_size(100_000, 10).unwrap_err().contains("limit"));
+    }
+}

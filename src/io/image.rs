@@ -1,0 +1,80 @@
+//! Image files and folders of them, as frames.
+
+use std::path::{Path, PathBuf};
+
+use crate::frame::{check_frame_size, Frame};
+
+/// Extensions read and written as images.
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp"];
+
+/// Errors reading or writing images.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Decoding or encoding failed.
+    #[error("{path}: {source}")]
+    Codec {
+        /// The file.
+        path: PathBuf,
+        /// What the codec said.
+        source: image::ImageError,
+    },
+    /// An image too large to process.
+    #[error("{path}: {reason}")]
+    Size {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A folder could not be listed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Whether a path names an image by its extension.
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Reads an image as an RGB frame (alpha is dropped, grey expanded).
+pub fn read_image(path: &Path) -> Result<Frame, ImageError> {
+    let codec = |source| ImageError::Codec { path: path.to_path_buf(), source };
+    let mut reader = image::ImageReader::open(path)
+        .map_err(|e| codec(image::ImageError::IoError(e)))?
+        .with_guessed_format()
+        .map_err(|e| codec(image::ImageError::IoError(e)))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(crate::frame::MAX_SIDE);
+    limits.max_image_height = Some(crate::frame::MAX_SIDE);
+    reader.limits(limits);
+    let rgb = reader.decode().map_err(codec)?.into_rgb8();
+    check_frame_size(rgb.width(), rgb.height()).map_err(|reason| ImageError::Size { path: path.into(), reason })?;
+    Ok(Frame { width: rgb.width(), height: rgb.height(), data: rgb.into_raw(), pts: None, index: 0 })
+}
+
+/// Writes a frame as an image, its format chosen by the extension (WebP is lossless).
+pub fn write_image(frame: &Frame, path: &Path) -> Result<(), ImageError> {
+    image::save_buffer(path, &frame.data, frame.width, frame.height, image::ExtendedColorType::Rgb8)
+        .map_err(|source| ImageError::Codec { path: path.to_path_buf(), source })
+}
+
+/// The image files directly inside a folder, sorted by name.
+pub fn list_images(folder: &Path) -> Result<Vec<PathBuf>, ImageError> {
+    let io = |source| ImageError::Io { path: folder.to_path_buf(), source };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(folder).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_file() && is_image_path(&path) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}

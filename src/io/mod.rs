@@ -1,0 +1,8 @@
+//! Getting frames in and out: image files, raw streams and (feature `video`) media files.
+//! Knows bytes and containers, not tensors.
+
+pub mod colour;
+pub mod image;
+pub mod raw;
+#[cfg(feature = "video")]
+pub mod video;

@@ -1,0 +1,549 @@
+//! Media files through FFmpeg: demux and decode the best video stream to RGB frames, and
+//! encode RGB frames to a new file with every audio and subtitle stream copied untouched.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use ffmpeg::{codec, color, decoder, encoder, format, frame, media, software::scaling, Packet, Rational};
+use ffmpeg_next as ffmpeg;
+
+use crate::config::EncoderSettings;
+use crate::frame::{check_frame_size, Frame, FramePool, FrameSink, FrameSource, Item, Passthrough};
+
+/// Errors from FFmpeg, with the file and the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    /// An FFmpeg call failed.
+    #[error("{path}: {step}: {source}")]
+    Ffmpeg {
+        /// The file.
+        path: PathBuf,
+        /// What japanim was doing.
+        step: &'static str,
+        /// FFmpeg's error.
+        source: ffmpeg::Error,
+    },
+    /// The file has no video stream.
+    #[error("{0}: no video stream")]
+    NoVideo(PathBuf),
+    /// Something about the stream japanim cannot handle.
+    #[error("{path}: {reason}")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Colour description of a video stream, carried from input to output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColourDescription {
+    /// Y'CbCr matrix.
+    pub space: color::Space,
+    /// Quantisation range.
+    pub range: color::Range,
+    /// Primaries.
+    pub primaries: color::Primaries,
+    /// Transfer characteristic.
+    pub transfer: color::TransferCharacteristic,
+}
+
+impl ColourDescription {
+    /// What a stream that says nothing most likely is: BT.709 for HD, BT.601 (SMPTE 170M)
+    /// otherwise; limited range.
+    pub fn default_for(height: u32) -> Self {
+        if height > 576 {
+            Self {
+                space: color::Space::BT709,
+                range: color::Range::MPEG,
+                primaries: color::Primaries::BT709,
+                transfer: color::TransferCharacteristic::BT709,
+            }
+        } else {
+            Self {
+                space: color::Space::SMPTE170M,
+                range: color::Range::MPEG,
+                primaries: color::Primaries::SMPTE170M,
+                transfer: color::TransferCharacteristic::SMPTE170M,
+            }
+        }
+    }
+
+    /// Fills what a stream leaves unspecified from [`Self::default_for`].
+    fn or_default(self, height: u32) -> Self {
+        let d = Self::default_for(height);
+        Self {
+            space: if self.space == color::Space::Unspecified { d.space } else { self.space },
+            range: if self.range == color::Range::Unspecified { d.range } else { self.range },
+            primaries: if self.primaries == color::Primaries::Unspecified { d.primaries } else { self.primaries },
+            transfer: if self.transfer == color::TransferCharacteristic::Unspecified {
+                d.transfer
+            } else {
+                self.transfer
+            },
+        }
+    }
+
+    fn sws_coefficients(self) -> i32 {
+        use ffmpeg::ffi::{SWS_CS_BT2020, SWS_CS_ITU601, SWS_CS_ITU709};
+        match self.space {
+            color::Space::BT709 => SWS_CS_ITU709,
+            color::Space::BT2020NCL | color::Space::BT2020CL => SWS_CS_BT2020,
+            _ => SWS_CS_ITU601,
+        }
+    }
+}
+
+/// A stream copied from the input to the output unchanged.
+#[derive(Clone)]
+pub struct CopiedStream {
+    /// Index in the input.
+    pub input_index: usize,
+    /// Codec parameters.
+    pub parameters: codec::Parameters,
+    /// Input time base.
+    pub time_base: Rational,
+    /// Audio, subtitle, …
+    pub medium: media::Type,
+}
+
+/// What a sink needs to know about the video it will write.
+#[derive(Clone)]
+pub struct VideoFormat {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Frame rate.
+    pub frame_rate: Rational,
+    /// Time base of the frames' timestamps.
+    pub time_base: Rational,
+    /// Colour description.
+    pub colour: ColourDescription,
+    /// Streams to copy.
+    pub copied: Vec<CopiedStream>,
+    /// Container metadata (title, …) to carry over.
+    pub metadata: Vec<(String, String)>,
+    /// Number of frames, when the container says or it can be estimated.
+    pub frames: Option<u64>,
+}
+
+/// Initialises FFmpeg once and quietens its logging.
+pub fn init() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let _ = ffmpeg::init();
+        // FFmpeg's own log lines would break japanim's one-line errors; its messages reach
+        // the user through the returned errors. `RUST_LOG=debug` shows them.
+        let level = if tracing::enabled!(tracing::Level::DEBUG) {
+            ffmpeg::util::log::Level::Info
+        } else {
+            ffmpeg::util::log::Level::Quiet
+        };
+        ffmpeg::util::log::set_level(level);
+    });
+}
+
+/// Decodes the best video stream of a file to RGB frames; other streams are forwarded as
+/// [`VideoPacket`]s when asked.
+pub struct VideoSource {
+    path: PathBuf,
+    input: format::context::Input,
+    decoder: decoder::Video,
+    video_index: usize,
+    forward: Vec<bool>,
+    format: VideoFormat,
+    scaler: Option<scaling::Context>,
+    decoded: frame::Video,
+    rgb: frame::Video,
+    pending: VecDeque<Item>,
+    draining: bool,
+    next_index: u64,
+    bad_packets: u64,
+}
+
+// SAFETY: the scaling context is only ever used by the thread that owns the source; it holds
+// no thread-affine state (FFmpeg's swscale contexts may move between threads).
+unsafe impl Send for VideoSource {}
+
+/// A packet of a copied stream, forwarded untouched from source to sink.
+pub struct VideoPacket {
+    /// The packet, timestamps in its input stream's time base.
+    pub packet: Packet,
+    /// Index of its input stream.
+    pub input_index: usize,
+}
+
+impl VideoSource {
+    /// Opens a file. With `forward_streams`, audio and subtitle packets come out as passthrough items.
+    pub fn open(path: &Path, forward_streams: bool) -> Result<Self, VideoError> {
+        init();
+        let err = |step, source| VideoError::Ffmpeg { path: path.to_path_buf(), step, source };
+        let input = format::input(&path).map_err(|e| err("opening the file", e))?;
+        let stream = input.streams().best(media::Type::Video).ok_or_else(|| VideoError::NoVideo(path.into()))?;
+        let video_index = stream.index();
+        let mut context = codec::context::Context::from_parameters(stream.parameters())
+            .map_err(|e| err("reading the video stream's parameters", e))?;
+        context.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: 0,
+            ..Default::default()
+        });
+        let decoder = context.decoder().video().map_err(|e| err("opening the video decoder", e))?;
+        let (width, height) = (decoder.width(), decoder.height());
+        check_frame_size(width, height).map_err(|reason| VideoError::Unsupported { path: path.into(), reason })?;
+        let colour = ColourDescription {
+            space: decoder.color_space(),
+            range: decoder.color_range(),
+            primaries: decoder.color_primaries(),
+            transfer: decoder.color_transfer_characteristic(),
+        }
+        .or_default(height);
+        let mut frame_rate = stream.avg_frame_rate();
+        if frame_rate.numerator() <= 0 || frame_rate.denominator() <= 0 {
+            frame_rate = stream.rate();
+        }
+        let time_base = stream.time_base();
+        let frames = if stream.frames() > 0 {
+            Some(stream.frames() as u64)
+        } else if input.duration() > 0 && frame_rate.numerator() > 0 {
+            let seconds = input.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE);
+            Some((seconds * f64::from(frame_rate)).round() as u64)
+        } else {
+            None
+        };
+        let mut copied = Vec::new();
+        let mut forward = vec![false; input.streams().count()];
+        for s in input.streams() {
+            let medium = s.parameters().medium();
+            if forward_streams && matches!(medium, media::Type::Audio | media::Type::Subtitle) {
+                forward[s.index()] = true;
+                copied.push(CopiedStream {
+                    input_index: s.index(),
+                    parameters: s.parameters(),
+                    time_base: s.time_base(),
+                    medium,
+                });
+            }
+        }
+        let metadata = input.metadata().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let format = VideoFormat { width, height, frame_rate, time_base, colour, copied, metadata, frames };
+        Ok(Self {
+            path: path.to_path_buf(),
+            input,
+            decoder,
+            video_index,
+            forward,
+            format,
+            scaler: None,
+            decoded: frame::Video::empty(),
+            rgb: frame::Video::empty(),
+            pending: VecDeque::new(),
+            draining: false,
+            next_index: 0,
+            bad_packets: 0,
+        })
+    }
+
+    /// The video's format and the streams that will be forwarded.
+    pub fn format(&self) -> &VideoFormat {
+        &self.format
+    }
+
+    /// Converts the frame in `self.decoded` to packed RGB.
+    fn convert(&mut self, pool: &FramePool) -> Result<Frame, VideoError> {
+        let (w, h) = (self.decoded.width(), self.decoded.height());
+        if (w, h) != (self.format.width, self.format.height) {
+            return Err(VideoError::Unsupported {
+                path: self.path.clone(),
+                reason: format!(
+                    "frame size changed mid-stream from {}x{} to {w}x{h}",
+                    self.format.width, self.format.height
+                ),
+            });
+        }
+        let err = |source| VideoError::Ffmpeg { path: self.path.clone(), step: "converting a frame to RGB", source };
+        if self.scaler.is_none() {
+            let flags = scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT;
+            let mut scaler =
+                scaling::Context::get(self.decoded.format(), w, h, format::Pixel::RGB24, w, h, flags).map_err(err)?;
+            let colour = self.format.colour;
+            let full = i32::from(colour.range == color::Range::JPEG);
+            // SAFETY: the context is valid; the coefficient tables are static in libswscale.
+            unsafe {
+                let table = ffmpeg::ffi::sws_getCoefficients(colour.sws_coefficients());
+                ffmpeg::ffi::sws_setColorspaceDetails(scaler.as_mut_ptr(), table, full, table, 1, 0, 1 << 16, 1 << 16);
+            }
+            self.scaler = Some(scaler);
+        }
+        let scaler = self.scaler.as_mut().expect("created above");
+        scaler.run(&self.decoded, &mut self.rgb).map_err(err)?;
+        let row = w as usize * 3;
+        let stride = self.rgb.stride(0);
+        let mut data = pool.take(Frame::byte_len(w, h));
+        let plane = self.rgb.data(0);
+        for (y, out) in data.chunks_exact_mut(row).enumerate() {
+            out.copy_from_slice(&plane[y * stride..y * stride + row]);
+        }
+        let index = self.next_index;
+        self.next_index += 1;
+        Ok(Frame { width: w, height: h, data, pts: self.decoded.timestamp().or(self.decoded.pts()), index })
+    }
+}
+
+impl FrameSource for VideoSource {
+    fn next_item(&mut self, pool: &FramePool) -> Result<Option<Item>, crate::Error> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Ok(Some(item));
+            }
+            match self.decoder.receive_frame(&mut self.decoded) {
+                Ok(()) => return Ok(Some(Item::Frame(self.convert(pool)?))),
+                Err(ffmpeg::Error::Eof) => {
+                    if self.next_index == 0 {
+                        return Err(VideoError::Unsupported {
+                            path: self.path.clone(),
+                            reason: "no video frame could be decoded".into(),
+                        }
+                        .into());
+                    }
+                    if self.bad_packets > 0 {
+                        tracing::warn!(
+                            "{}: skipped {} undecodable video packets",
+                            self.path.display(),
+                            self.bad_packets
+                        );
+                    }
+                    return Ok(None);
+                }
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {}
+                Err(source) => {
+                    return Err(VideoError::Ffmpeg { path: self.path.clone(), step: "decoding", source }.into())
+                }
+            }
+            if self.draining {
+                return Ok(None);
+            }
+            let mut packet = Packet::empty();
+            match packet.read(&mut self.input) {
+                Ok(()) => {
+                    let index = packet.stream();
+                    if index == self.video_index {
+                        // A damaged packet is skipped, as FFmpeg's own tools do.
+                        if self.decoder.send_packet(&packet).is_err() {
+                            self.bad_packets += 1;
+                        }
+                    } else if self.forward.get(index).copied().unwrap_or(false) {
+                        let item: Passthrough = Box::new(VideoPacket { packet, input_index: index });
+                        self.pending.push_back(Item::Passthrough(item));
+                    }
+                }
+                Err(ffmpeg::Error::Eof) => {
+                    self.draining = true;
+                    let _ = self.decoder.send_eof();
+                }
+                Err(source) => {
+                    return Err(VideoError::Ffmpeg { path: self.path.clone(), step: "reading", source }.into())
+                }
+            }
+        }
+    }
+}
+
+/// Encodes RGB frames into a media file, copying forwarded streams.
+pub struct VideoSink {
+    path: PathBuf,
+    output: format::context::Output,
+    encoder: encoder::Video,
+    scaler: Option<scaling::Context>,
+    rgb: frame::Video,
+    yuv: frame::Video,
+    pixel: format::Pixel,
+    colour: ColourDescription,
+    encoder_time_base: Rational,
+    video_time_base: Rational,
+    copied: Vec<(usize, usize, Rational, Rational)>,
+    frames_written: u64,
+}
+
+// SAFETY: see VideoSource: the scaling context stays with the sink's thread.
+unsafe impl Send for VideoSink {}
+
+impl VideoSink {
+    /// Creates `path` (container from its extension) for video of `format`, encoded with
+    /// `settings`. The file is written directly: pass a temporary path for atomicity.
+    pub fn create(path: &Path, format: &VideoFormat, settings: &EncoderSettings) -> Result<Self, VideoError> {
+        init();
+        let err = |step, source| VideoError::Ffmpeg { path: path.to_path_buf(), step, source };
+        let mut output = format::output(&path).map_err(|e| err("choosing a container from the file name", e))?;
+        let global_header = output.format().flags().contains(format::Flags::GLOBAL_HEADER);
+        let codec = encoder::find_by_name(&settings.codec).ok_or_else(|| VideoError::Unsupported {
+            path: path.into(),
+            reason: format!("FFmpeg has no encoder named {:?}", settings.codec),
+        })?;
+        let mut context = codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .map_err(|e| err("creating the video encoder", e))?;
+        // x264's 4:2:0 needs even sides; odd-sized video is kept whole as 4:4:4.
+        let pixel = if format.width % 2 == 0 && format.height % 2 == 0 {
+            format::Pixel::YUV420P
+        } else {
+            format::Pixel::YUV444P
+        };
+        let encoder_time_base = format.time_base;
+        context.set_width(format.width);
+        context.set_height(format.height);
+        context.set_format(pixel);
+        context.set_time_base(encoder_time_base);
+        context.set_frame_rate(Some(format.frame_rate));
+        context.set_colorspace(format.colour.space);
+        context.set_color_range(format.colour.range);
+        context.set_color_primaries(format.colour.primaries);
+        context.set_color_transfer_characteristic(format.colour.transfer);
+        if global_header {
+            context.set_flags(codec::Flags::GLOBAL_HEADER);
+        }
+        let mut options = ffmpeg::Dictionary::new();
+        if let Some(crf) = settings.crf {
+            options.set("crf", &crf.to_string());
+        }
+        if let Some(preset) = &settings.preset {
+            options.set("preset", preset);
+        }
+        let encoder = context
+            .open_as_with(codec, options)
+            .map_err(|e| err("opening the video encoder (check --codec, --crf and --preset)", e))?;
+        let mut stream = output.add_stream(codec).map_err(|e| err("adding the video stream", e))?;
+        stream.set_parameters(&encoder);
+        stream.set_time_base(encoder_time_base);
+        stream.set_avg_frame_rate(format.frame_rate);
+        let mut copied = Vec::new();
+        for c in &format.copied {
+            // SAFETY: the output format and codec id come from live FFmpeg objects.
+            let fits = unsafe {
+                ffmpeg::ffi::avformat_query_codec(
+                    output.format().as_ptr(),
+                    c.parameters.id().into(),
+                    ffmpeg::ffi::FF_COMPLIANCE_NORMAL,
+                ) == 1
+            };
+            if !fits {
+                tracing::warn!(
+                    "{}: the container cannot hold {:?} stream {} ({:?}); it is left out",
+                    path.display(),
+                    c.medium,
+                    c.input_index,
+                    c.parameters.id()
+                );
+                continue;
+            }
+            let mut ost =
+                output.add_stream(encoder::find(codec::Id::None)).map_err(|e| err("adding a copied stream", e))?;
+            ost.set_parameters(c.parameters.clone());
+            // SAFETY: the stream's parameters were just allocated by FFmpeg.
+            unsafe { (*ost.parameters().as_mut_ptr()).codec_tag = 0 };
+            ost.set_time_base(c.time_base);
+            copied.push((c.input_index, ost.index(), c.time_base, Rational(0, 1)));
+        }
+        let mut metadata = ffmpeg::Dictionary::new();
+        for (k, v) in &format.metadata {
+            metadata.set(k, v);
+        }
+        output.set_metadata(metadata);
+        output.write_header().map_err(|e| err("writing the container header", e))?;
+        // The muxer may change time bases in write_header: read them back now.
+        let video_time_base = output.stream(0).expect("video stream added").time_base();
+        for c in &mut copied {
+            c.3 = output.stream(c.1).expect("stream added").time_base();
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            output,
+            encoder,
+            scaler: None,
+            rgb: frame::Video::new(format::Pixel::RGB24, format.width, format.height),
+            yuv: frame::Video::new(pixel, format.width, format.height),
+            pixel,
+            colour: format.colour,
+            encoder_time_base,
+            video_time_base,
+            copied,
+            frames_written: 0,
+        })
+    }
+
+    fn err(&self, step: &'static str, source: ffmpeg::Error) -> VideoError {
+        VideoError::Ffmpeg { path: self.path.clone(), step, source }
+    }
+
+    fn write_encoded_packets(&mut self) -> Result<(), VideoError> {
+        let mut packet = Packet::empty();
+        while self.encoder.receive_packet(&mut packet).is_ok() {
+            packet.set_stream(0);
+            packet.rescale_ts(self.encoder_time_base, self.video_time_base);
+            packet.write_interleaved(&mut self.output).map_err(|e| self.err("writing video", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl FrameSink for VideoSink {
+    fn write_frame(&mut self, frame: &Frame) -> Result<(), crate::Error> {
+        let (w, h) = (frame.width, frame.height);
+        if self.scaler.is_none() {
+            let flags = scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT;
+            let mut scaler = scaling::Context::get(format::Pixel::RGB24, w, h, self.pixel, w, h, flags)
+                .map_err(|e| self.err("preparing RGB to YUV conversion", e))?;
+            let full = i32::from(self.colour.range == color::Range::JPEG);
+            // SAFETY: valid context; static coefficient tables.
+            unsafe {
+                let table = ffmpeg::ffi::sws_getCoefficients(self.colour.sws_coefficients());
+                ffmpeg::ffi::sws_setColorspaceDetails(scaler.as_mut_ptr(), table, 1, table, full, 0, 1 << 16, 1 << 16);
+            }
+            self.scaler = Some(scaler);
+        }
+        let row = w as usize * 3;
+        let stride = self.rgb.stride(0);
+        let plane = self.rgb.data_mut(0);
+        for (y, src) in frame.data.chunks_exact(row).enumerate() {
+            plane[y * stride..y * stride + row].copy_from_slice(src);
+        }
+        let scaler = self.scaler.as_mut().expect("created above");
+        scaler.run(&self.rgb, &mut self.yuv).map_err(|e| VideoError::Ffmpeg {
+            path: self.path.clone(),
+            step: "converting RGB to YUV",
+            source: e,
+        })?;
+        self.yuv.set_pts(Some(frame.pts.unwrap_or(frame.index as i64)));
+        self.encoder.send_frame(&self.yuv).map_err(|e| self.err("encoding", e))?;
+        self.frames_written += 1;
+        self.write_encoded_packets()?;
+        Ok(())
+    }
+
+    fn write_passthrough(&mut self, item: Passthrough) -> Result<(), crate::Error> {
+        let Ok(item) = item.downcast::<VideoPacket>() else { return Ok(()) };
+        let VideoPacket { mut packet, input_index } = *item;
+        if let Some(&(_, out_index, in_tb, out_tb)) = self.copied.iter().find(|c| c.0 == input_index) {
+            packet.rescale_ts(in_tb, out_tb);
+            packet.set_position(-1);
+            packet.set_stream(out_index);
+            packet.write_interleaved(&mut self.output).map_err(|e| self.err("copying a stream", e))?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), crate::Error> {
+        self.encoder.send_eof().map_err(|e| self.err("flushing the encoder", e))?;
+        self.write_encoded_packets()?;
+        self.output.write_trailer().map_err(|e| self.err("finishing the file", e))?;
+        Ok(())
+    }
+}
+
+/// Whether a path looks like something FFmpeg can open (any file that is not an image).
+pub fn is_video_path(path: &Path) -> bool {
+    !crate::io::image::is_image_path(path)
+}

@@ -1,0 +1,55 @@
+//! japanim: turn real-world video into anime-style video with a CartoonGAN generator.
+//!
+//! Data flows one way through the modules: [`io`] decodes frames, [`engine`] runs the
+//! [`model`] on them, [`io`] encodes the results; [`stream`] runs those stages on threads
+//! joined by bounded channels, and [`stylize`] is the whole job as the command line runs it.
+
+pub mod config;
+pub mod device;
+pub mod engine;
+pub mod frame;
+pub mod io;
+pub mod model;
+pub mod output;
+pub mod stream;
+pub mod stylize;
+
+/// Any error of the library, each carrying its own context.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Raw frame streams.
+    #[error(transparent)]
+    Raw(#[from] io::raw::RawError),
+    /// Image files.
+    #[error(transparent)]
+    Image(#[from] io::image::ImageError),
+    /// Media files.
+    #[cfg(feature = "video")]
+    #[error(transparent)]
+    Video(#[from] io::video::VideoError),
+    /// Inference.
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    /// Weight files.
+    #[error(transparent)]
+    Weights(#[from] model::WeightsError),
+    /// Device selection.
+    #[error(transparent)]
+    Device(#[from] device::DeviceError),
+    /// Output files.
+    #[error(transparent)]
+    Output(#[from] output::OutputError),
+    /// Invalid settings or inputs, explained.
+    #[error("{0}")]
+    Invalid(String),
+    /// A bug: a stage died unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Whether the error is a closed pipe downstream, which ends a run quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Raw(io::raw::RawError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}

@@ -1,0 +1,23 @@
+//! The `japanim` command: parse flags, run the library, report errors in one line.
+//!
+//! Exit codes: 0 success (also when a downstream pipe closes early), 1 error, 2 usage error.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    commands::init_logging(cli.quiet);
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if commands::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("japanim: error: {}", commands::one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}

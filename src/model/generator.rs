@@ -1,0 +1,251 @@
+//! The CartoonGAN generator (Chen et al. 2018) as used by JapanimationGAN, with its width and
+//! depth as configuration.
+//!
+//! Layout and tensor names (all `weight`/`bias` pairs, conv weights OIHW):
+//!
+//! | name                     | layer                                         |
+//! |--------------------------|-----------------------------------------------|
+//! | `conv_in`, `norm_in`     | reflect-pad 3, conv 7×7 3→C, IN, LeakyReLU    |
+//! | `down.{0,1}.conv_s2`     | conv 3×3 stride 2, C→2C then 2C→4C            |
+//! | `down.{0,1}.conv`, `.norm` | conv 3×3, IN, LeakyReLU                     |
+//! | `res.{i}.conv1`, `.norm1`, `.conv2`, `.norm2` | conv 3×3, IN, LeakyReLU, conv 3×3, IN, + skip |
+//! | `up.{0,1}.deconv`        | transposed conv 3×3 stride 2, 4C→2C then 2C→C |
+//! | `up.{0,1}.conv`, `.norm` | conv 3×3, IN, LeakyReLU                       |
+//! | `conv_out`               | reflect-pad 3, conv 7×7 C→3, tanh             |
+//!
+//! C is `base_channels` (64 in the original), LeakyReLU slope 0.2, InstanceNorm affine with
+//! eps 1e-5. Input and output are RGB in [-1, 1], NCHW, sides multiples of 4.
+
+use tch::{nn, TchError, Tensor};
+
+/// Width and depth of a generator; stored in a weights file's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GeneratorConfig {
+    /// Channels of the first layer; the down blocks double it twice (64 → 128 → 256).
+    pub base_channels: i64,
+    /// Number of residual blocks at the bottleneck (8 in the original).
+    pub residual_blocks: i64,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        Self { base_channels: 64, residual_blocks: 8 }
+    }
+}
+
+impl GeneratorConfig {
+    /// Multiply-adds per output pixel, for throughput figures.
+    pub fn macs_per_pixel(&self) -> f64 {
+        let c = self.base_channels as f64;
+        let conv = |k: f64, cin: f64, cout: f64, scale: f64| k * k * cin * cout * scale;
+        conv(7.0, 3.0, c, 1.0) * 2.0 // in and out 7×7 (3 channels either way)
+            + conv(3.0, c, 2.0 * c, 0.25) + conv(3.0, 2.0 * c, 2.0 * c, 0.25)
+            + conv(3.0, 2.0 * c, 4.0 * c, 1.0 / 16.0) + conv(3.0, 4.0 * c, 4.0 * c, 1.0 / 16.0)
+            + self.residual_blocks as f64 * 2.0 * conv(3.0, 4.0 * c, 4.0 * c, 1.0 / 16.0)
+            + conv(3.0, 4.0 * c, 2.0 * c, 0.25) + conv(3.0, 2.0 * c, 2.0 * c, 0.25)
+            + conv(3.0, 2.0 * c, c, 1.0) + conv(3.0, c, c, 1.0)
+    }
+}
+
+#[inline]
+fn leaky_relu(x: &Tensor) -> Result<Tensor, TchError> {
+    // tch's leaky_relu has slope 0.01; max(x, 0.2x) is LeakyReLU(0.2) in one fused op.
+    x.f_maximum(&x.f_mul_scalar(0.2)?)
+}
+
+/// A convolution with its own stride and padding, applied with fallible ops.
+#[derive(Debug)]
+struct Conv {
+    weight: Tensor,
+    bias: Tensor,
+    stride: i64,
+    padding: i64,
+    reflect: bool,
+}
+
+impl Conv {
+    fn new(p: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, reflect: bool) -> Self {
+        let conv = nn::conv2d(p, cin, cout, kernel, nn::ConvConfig { stride, ..Default::default() });
+        let bias = conv.bs.expect("conv2d is created with a bias");
+        Self { weight: conv.ws, bias, stride, padding: kernel / 2, reflect }
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        if self.reflect {
+            let p = self.padding;
+            let x = x.f_reflection_pad2d([p, p, p, p])?;
+            x.f_conv2d(&self.weight, Some(&self.bias), [self.stride], [0], [1], 1)
+        } else {
+            x.f_conv2d(&self.weight, Some(&self.bias), [self.stride], [self.padding], [1], 1)
+        }
+    }
+}
+
+/// Transposed convolution 3×3 stride 2 that exactly doubles the size.
+#[derive(Debug)]
+struct Deconv {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Deconv {
+    fn new(p: nn::Path, cin: i64, cout: i64) -> Self {
+        let config = nn::ConvTransposeConfig { stride: 2, padding: 1, output_padding: 1, ..Default::default() };
+        let deconv = nn::conv_transpose2d(p, cin, cout, 3, config);
+        let bias = deconv.bs.expect("conv_transpose2d is created with a bias");
+        Self { weight: deconv.ws, bias }
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        x.f_conv_transpose2d(&self.weight, Some(&self.bias), [2], [1], [1], 1, [1])
+    }
+}
+
+/// Affine instance normalisation over each channel of each image.
+#[derive(Debug)]
+struct InstanceNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl InstanceNorm {
+    fn new(p: nn::Path, channels: i64) -> Self {
+        Self { weight: p.ones("weight", &[channels]), bias: p.zeros("bias", &[channels]) }
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        x.f_instance_norm(Some(&self.weight), Some(&self.bias), None::<&Tensor>, None::<&Tensor>, true, 0.0, 1e-5, true)
+    }
+}
+
+#[derive(Debug)]
+struct DownBlock {
+    conv_s2: Conv,
+    conv: Conv,
+    norm: InstanceNorm,
+}
+
+#[derive(Debug)]
+struct ResBlock {
+    conv1: Conv,
+    norm1: InstanceNorm,
+    conv2: Conv,
+    norm2: InstanceNorm,
+}
+
+#[derive(Debug)]
+struct UpBlock {
+    deconv: Deconv,
+    conv: Conv,
+    norm: InstanceNorm,
+}
+
+/// The generator network; weights live in the `nn::VarStore` of the path it was built on.
+#[derive(Debug)]
+pub struct Generator {
+    config: GeneratorConfig,
+    conv_in: Conv,
+    norm_in: InstanceNorm,
+    down: Vec<DownBlock>,
+    res: Vec<ResBlock>,
+    up: Vec<UpBlock>,
+    conv_out: Conv,
+}
+
+impl Generator {
+    /// Creates the layers under `p`, freshly initialised; load weights into the store after.
+    pub fn new(p: &nn::Path, config: GeneratorConfig) -> Self {
+        let c = config.base_channels;
+        let down = (0..2)
+            .map(|i| {
+                let (cin, cout) = (c << i, c << (i + 1));
+                let b = p / "down" / i;
+                DownBlock {
+                    conv_s2: Conv::new(&b / "conv_s2", cin, cout, 3, 2, false),
+                    conv: Conv::new(&b / "conv", cout, cout, 3, 1, false),
+                    norm: InstanceNorm::new(&b / "norm", cout),
+                }
+            })
+            .collect();
+        let res = (0..config.residual_blocks)
+            .map(|i| {
+                let b = p / "res" / i;
+                ResBlock {
+                    conv1: Conv::new(&b / "conv1", 4 * c, 4 * c, 3, 1, false),
+                    norm1: InstanceNorm::new(&b / "norm1", 4 * c),
+                    conv2: Conv::new(&b / "conv2", 4 * c, 4 * c, 3, 1, false),
+                    norm2: InstanceNorm::new(&b / "norm2", 4 * c),
+                }
+            })
+            .collect();
+        let up = (0..2)
+            .map(|i| {
+                let (cin, cout) = (c << (2 - i), c << (1 - i));
+                let b = p / "up" / i;
+                UpBlock {
+                    deconv: Deconv::new(&b / "deconv", cin, cout),
+                    conv: Conv::new(&b / "conv", cout, cout, 3, 1, false),
+                    norm: InstanceNorm::new(&b / "norm", cout),
+                }
+            })
+            .collect();
+        Self {
+            config,
+            conv_in: Conv::new(p / "conv_in", 3, c, 7, 1, true),
+            norm_in: InstanceNorm::new(p / "norm_in", c),
+            down,
+            res,
+            up,
+            conv_out: Conv::new(p / "conv_out", c, 3, 7, 1, true),
+        }
+    }
+
+    /// The width and depth this generator was built with.
+    pub fn config(&self) -> GeneratorConfig {
+        self.config
+    }
+
+    /// Runs the network on an NCHW RGB batch in [-1, 1] whose sides are multiples of 4
+    /// (at least 8); returns the stylized batch in [-1, 1].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        let mut h = leaky_relu(&self.norm_in.forward(&self.conv_in.forward(x)?)?)?;
+        for block in &self.down {
+            h = leaky_relu(&block.norm.forward(&block.conv.forward(&block.conv_s2.forward(&h)?)?)?)?;
+        }
+        for block in &self.res {
+            let r = leaky_relu(&block.norm1.forward(&block.conv1.forward(&h)?)?)?;
+            let r = block.norm2.forward(&block.conv2.forward(&r)?)?;
+            h = h.f_add(&r)?;
+        }
+        for block in &self.up {
+            h = leaky_relu(&block.norm.forward(&block.conv.forward(&block.deconv.forward(&h)?)?)?)?;
+        }
+        self.conv_out.forward(&h)?.f_tanh()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn full_architecture_parameter_count() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _g = Generator::new(&vs.root(), GeneratorConfig::default());
+        let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        // 11,120,195 convolution parameters (the 11.12 M of the original) + 9,472 InstanceNorm
+        // scales and shifts.
+        assert_eq!(params, 11_129_667);
+    }
+
+    #[test]
+    fn output_shape_and_range() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let g = Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1 });
+        let x = Tensor::rand([2, 3, 12, 20], (Kind::Float, Device::Cpu)) * 2 - 1;
+        let y = tch::no_grad(|| g.forward(&x)).unwrap();
+        assert_eq!(y.size(), vec![2, 3, 12, 20]);
+        assert!(y.abs().max().double_value(&[]) <= 1.0);
+    }
+}

@@ -1,0 +1,89 @@
+//! The generator network and its weights. Knows tensors and weight files, nothing of video.
+
+pub mod generator;
+pub mod weights;
+
+use std::path::Path;
+
+use tch::{nn::VarStore, Device, Kind};
+
+pub use generator::{Generator, GeneratorConfig};
+pub use weights::{ModelInfo, StoredPrecision, WeightsError};
+
+/// A generator with its weights, on a device, in a precision.
+pub struct StyleModel {
+    vs: VarStore,
+    generator: Generator,
+    info: ModelInfo,
+}
+
+impl StyleModel {
+    /// Loads a weights file onto `device`, then casts to `kind` (casting after loading,
+    /// since the stored dtype need not be the one wanted).
+    pub fn load(path: &Path, device: Device, kind: Kind) -> Result<Self, WeightsError> {
+        let config = weights::read_info(path)?.config;
+        let mut vs = VarStore::new(Device::Cpu);
+        let generator = Generator::new(&vs.root(), config);
+        let info = weights::load(&mut vs, path)?;
+        vs.set_device(device);
+        vs.set_kind(kind);
+        vs.freeze();
+        Ok(Self { vs, generator, info })
+    }
+
+    /// A randomly initialised (untrained) generator on the CPU, seeded for reproducibility.
+    pub fn init(config: GeneratorConfig, seed: u64, description: &str) -> Self {
+        tch::manual_seed(seed as i64);
+        let vs = VarStore::new(Device::Cpu);
+        let generator = Generator::new(&vs.root(), config);
+        let info = ModelInfo { config, trained: false, description: description.to_string() };
+        Self { vs, generator, info }
+    }
+
+    /// Saves the weights (see [`weights::save`]).
+    pub fn save(&self, precision: StoredPrecision, path: &Path) -> Result<(), WeightsError> {
+        weights::save(&self.vs, &self.info, precision, path)
+    }
+
+    /// The network.
+    pub fn generator(&self) -> &Generator {
+        &self.generator
+    }
+
+    /// The weights' description.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Where the weights are.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// The weights' tensor kind.
+    pub fn kind(&self) -> Kind {
+        self.vs.kind()
+    }
+
+    /// Number of scalar parameters.
+    pub fn parameter_count(&self) -> usize {
+        self.vs.variables().values().map(|t| t.numel()).sum()
+    }
+}
+
+/// File name of the default model inside a `models/` folder.
+pub const DEFAULT_MODEL_FILE: &str = "default.safetensors";
+
+/// Where the default model is, if one is installed: `$JAPANIM_MODEL`, else
+/// `models/default.safetensors` beside the binary (`<prefix>/models`, or the source tree's
+/// `models/` for a binary in `target/<profile>/`), else under the current folder.
+pub fn default_model_path() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("JAPANIM_MODEL") {
+        return Some(path.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    let mut candidates: Vec<std::path::PathBuf> =
+        exe.ancestors().skip(1).take(4).map(|dir| dir.join("models").join(DEFAULT_MODEL_FILE)).collect();
+    candidates.push(Path::new("models").join(DEFAULT_MODEL_FILE));
+    candidates.into_iter().find(|p| p.is_file())
+}

@@ -1,0 +1,277 @@
+//! Generator weights in safetensors, with the architecture in the file's metadata.
+//!
+//! Metadata keys (all strings):
+//! - `japanim.format` = `cartoongan-generator`, `japanim.format_version` = `1`
+//! - `japanim.base_channels`, `japanim.residual_blocks`: the [`GeneratorConfig`]
+//! - `japanim.input` / `japanim.output`: the value convention (RGB, NCHW, [-1, 1])
+//! - `japanim.trained`: `true` for a trained model, `false` for random initialisation
+//! - `japanim.description`: free text (how it was made)
+//!
+//! Tensors are named as in [`super::generator`], stored as F32, F16 or BF16.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+use tch::{nn::VarStore, Kind, Tensor};
+
+use super::generator::GeneratorConfig;
+
+const FORMAT: &str = "cartoongan-generator";
+const FORMAT_VERSION: &str = "1";
+/// The value convention of a generator's input, as written into metadata.
+pub const INPUT_CONVENTION: &str = "RGB, NCHW float, value = u8 / 127.5 - 1 in [-1, 1]";
+/// The value convention of a generator's output.
+pub const OUTPUT_CONVENTION: &str = "RGB, NCHW float in [-1, 1] (tanh); u8 = round((v + 1) * 127.5)";
+
+/// What can be wrong with a weights file.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not a safetensors file, or a damaged one.
+    #[error("{path} is not a valid safetensors file ({reason})")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What the parser found.
+        reason: String,
+    },
+    /// A safetensors file without japanim's generator metadata, or with bad values in it.
+    #[error("{path} is not a japanim generator: {reason}")]
+    NotAGenerator {
+        /// The file.
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// A tensor the architecture needs is absent.
+    #[error("{path}: tensor {name} is missing")]
+    MissingTensor {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+    },
+    /// A tensor has the wrong shape for the architecture in the metadata.
+    #[error("{path}: tensor {name} has shape {found:?}, the architecture needs {expected:?}")]
+    ShapeMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// Shape the architecture needs.
+        expected: Vec<i64>,
+        /// Shape in the file.
+        found: Vec<i64>,
+    },
+    /// A tensor in a dtype japanim does not load.
+    #[error("{path}: tensor {name} is {dtype:?}; japanim loads F32, F16 and BF16")]
+    UnsupportedDtype {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// Its dtype.
+        dtype: Dtype,
+    },
+    /// The file has tensors the architecture does not know.
+    #[error("{path}: unexpected tensor {name} (not part of a generator with {config:?})")]
+    UnexpectedTensor {
+        /// The file.
+        path: PathBuf,
+        /// Tensor name.
+        name: String,
+        /// The architecture in the metadata.
+        config: GeneratorConfig,
+    },
+    /// libtorch refused an operation.
+    #[error("{path}: {source}")]
+    Torch {
+        /// The file.
+        path: PathBuf,
+        /// The libtorch error.
+        source: tch::TchError,
+    },
+}
+
+/// A generator's description, as stored beside its weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// Width and depth.
+    pub config: GeneratorConfig,
+    /// Whether the weights were trained (false: random initialisation).
+    pub trained: bool,
+    /// How the model was made.
+    pub description: String,
+}
+
+impl ModelInfo {
+    fn to_metadata(&self) -> HashMap<String, String> {
+        [
+            ("japanim.format", FORMAT.to_string()),
+            ("japanim.format_version", FORMAT_VERSION.to_string()),
+            ("japanim.base_channels", self.config.base_channels.to_string()),
+            ("japanim.residual_blocks", self.config.residual_blocks.to_string()),
+            ("japanim.input", INPUT_CONVENTION.to_string()),
+            ("japanim.output", OUTPUT_CONVENTION.to_string()),
+            ("japanim.trained", self.trained.to_string()),
+            ("japanim.description", self.description.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn from_metadata(path: &Path, meta: Option<&HashMap<String, String>>) -> Result<Self, WeightsError> {
+        let bad = |reason: String| WeightsError::NotAGenerator { path: path.to_path_buf(), reason };
+        let meta = meta.ok_or_else(|| bad("the file has no metadata".into()))?;
+        let get = |key: &str| meta.get(key).ok_or_else(|| bad(format!("metadata key {key} is missing")));
+        if get("japanim.format")? != FORMAT {
+            return Err(bad(format!("japanim.format is {:?}, expected {FORMAT:?}", meta["japanim.format"])));
+        }
+        if get("japanim.format_version")? != FORMAT_VERSION {
+            return Err(bad(format!(
+                "format version {} is not supported (this japanim reads {FORMAT_VERSION})",
+                meta["japanim.format_version"]
+            )));
+        }
+        let int = |key: &str, max: i64| -> Result<i64, WeightsError> {
+            let text = get(key)?;
+            text.parse::<i64>()
+                .ok()
+                .filter(|v| (1..=max).contains(v))
+                .ok_or_else(|| bad(format!("{key} = {text:?} is not a whole number from 1 to {max}")))
+        };
+        let config = GeneratorConfig {
+            base_channels: int("japanim.base_channels", 1024)?,
+            residual_blocks: int("japanim.residual_blocks", 64)?,
+        };
+        Ok(Self {
+            config,
+            trained: meta.get("japanim.trained").is_some_and(|t| t == "true"),
+            description: meta.get("japanim.description").cloned().unwrap_or_default(),
+        })
+    }
+}
+
+fn kind_of(dtype: Dtype) -> Option<Kind> {
+    match dtype {
+        Dtype::F32 => Some(Kind::Float),
+        Dtype::F16 => Some(Kind::Half),
+        Dtype::BF16 => Some(Kind::BFloat16),
+        _ => None,
+    }
+}
+
+/// Reads only a weights file's metadata.
+pub fn read_info(path: &Path) -> Result<ModelInfo, WeightsError> {
+    let bytes = read(path)?;
+    let (_, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(path, e))?;
+    ModelInfo::from_metadata(path, metadata.metadata().as_ref())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, WeightsError> {
+    std::fs::read(path).map_err(|source| WeightsError::Io { path: path.to_path_buf(), source })
+}
+
+fn corrupt(path: &Path, e: impl std::fmt::Display) -> WeightsError {
+    WeightsError::Corrupt { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+/// Loads a file's tensors into the variables of `vs` (built for the file's architecture),
+/// checking every name and shape. Returns the file's description.
+pub fn load(vs: &mut VarStore, path: &Path) -> Result<ModelInfo, WeightsError> {
+    let bytes = read(path)?;
+    let (_, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(path, e))?;
+    let info = ModelInfo::from_metadata(path, metadata.metadata().as_ref())?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(path, e))?;
+    let variables = vs.variables();
+    for name in file.names() {
+        if !variables.contains_key(name) {
+            return Err(WeightsError::UnexpectedTensor { path: path.into(), name: name.into(), config: info.config });
+        }
+    }
+    let mut names: Vec<_> = variables.keys().collect();
+    names.sort();
+    tch::no_grad(|| {
+        for name in names {
+            let var = &variables[name];
+            let view =
+                file.tensor(name).map_err(|_| WeightsError::MissingTensor { path: path.into(), name: name.clone() })?;
+            let found: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            if found != var.size() {
+                return Err(WeightsError::ShapeMismatch {
+                    path: path.into(),
+                    name: name.clone(),
+                    expected: var.size(),
+                    found,
+                });
+            }
+            let kind = kind_of(view.dtype()).ok_or_else(|| WeightsError::UnsupportedDtype {
+                path: path.into(),
+                name: name.clone(),
+                dtype: view.dtype(),
+            })?;
+            let torch = |source| WeightsError::Torch { path: path.into(), source };
+            let value = Tensor::f_from_data_size(view.data(), &found, kind).map_err(torch)?;
+            let mut var = var.shallow_clone();
+            var.f_copy_(&value).map_err(torch)?;
+        }
+        Ok(())
+    })?;
+    Ok(info)
+}
+
+/// The number format weights are stored in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredPrecision {
+    /// 32-bit float.
+    F32,
+    /// IEEE half: the usual choice for shipping (half the size, no visible change).
+    F16,
+    /// bfloat16.
+    BF16,
+}
+
+/// Writes the variables of `vs` with `info` as metadata, converted to `precision`, to
+/// `path` directly; callers wanting atomicity pass a temporary path.
+pub fn save(vs: &VarStore, info: &ModelInfo, precision: StoredPrecision, path: &Path) -> Result<(), WeightsError> {
+    let (kind, dtype) = match precision {
+        StoredPrecision::F32 => (Kind::Float, Dtype::F32),
+        StoredPrecision::F16 => (Kind::Half, Dtype::F16),
+        StoredPrecision::BF16 => (Kind::BFloat16, Dtype::BF16),
+    };
+    let torch = |source| WeightsError::Torch { path: path.into(), source };
+    let mut tensors = Vec::new();
+    for (name, var) in vs.variables() {
+        let value = var
+            .f_to_kind(kind)
+            .and_then(|t| t.f_to_device(tch::Device::Cpu))
+            .and_then(|t| t.f_contiguous())
+            .map_err(torch)?;
+        let numel = value.numel();
+        let mut data = vec![0u8; numel * kind.elt_size_in_bytes()];
+        value.f_copy_data_u8(&mut data, numel).map_err(torch)?;
+        let shape: Vec<usize> = value.size().iter().map(|&d| d as usize).collect();
+        tensors.push((name, shape, data));
+    }
+    let views: Vec<_> = tensors
+        .iter()
+        .map(|(name, shape, data)| {
+            let view =
+                safetensors::tensor::TensorView::new(dtype, shape.clone(), data).map_err(|e| corrupt(path, e))?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<_, WeightsError>>()?;
+    safetensors::serialize_to_file(views, Some(info.to_metadata()), path).map_err(|e| match e {
+        safetensors::SafeTensorError::IoError(source) => WeightsError::Io { path: path.into(), source },
+        other => corrupt(path, other),
+    })
+}

@@ -1,0 +1,104 @@
+//! Output files that appear only when complete: everything is written under a temporary
+//! name beside the destination and renamed over it at the end.
+
+use std::path::{Path, PathBuf};
+
+/// Why an output could not be started or finished.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The destination exists and `--overwrite` was not given.
+    #[error("{0} already exists: pass --overwrite to replace it")]
+    Exists(PathBuf),
+    /// The destination's folder does not exist.
+    #[error("output folder {0} does not exist")]
+    NoFolder(PathBuf),
+    /// Renaming the finished temporary file failed.
+    #[error("could not move the finished output to {path}: {source}")]
+    Rename {
+        /// Destination path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A destination file being written under a temporary name. Dropping it without
+/// [`PendingFile::commit`] deletes the temporary file, so a failed run leaves nothing behind.
+#[derive(Debug)]
+pub struct PendingFile {
+    destination: PathBuf,
+    temp: PathBuf,
+    committed: bool,
+}
+
+impl PendingFile {
+    /// Reserves `destination`, refusing an existing file unless `overwrite`. The temporary
+    /// name keeps the extension, since FFmpeg and image encoders choose the format from it.
+    pub fn new(destination: &Path, overwrite: bool) -> Result<Self, OutputError> {
+        if destination.exists() && !overwrite {
+            return Err(OutputError::Exists(destination.to_path_buf()));
+        }
+        let folder = match destination.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !folder.is_dir() {
+            return Err(OutputError::NoFolder(folder));
+        }
+        let stem = destination.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let ext = destination.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+        let temp = folder.join(format!(".{stem}.partial-{}{ext}", std::process::id()));
+        Ok(Self { destination: destination.to_path_buf(), temp, committed: false })
+    }
+
+    /// Where to write the data.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// The final path.
+    pub fn destination(&self) -> &Path {
+        &self.destination
+    }
+
+    /// Moves the finished file to its destination.
+    pub fn commit(mut self) -> Result<PathBuf, OutputError> {
+        std::fs::rename(&self.temp, &self.destination)
+            .map_err(|source| OutputError::Rename { path: self.destination.clone(), source })?;
+        self.committed = true;
+        Ok(self.destination.clone())
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_renames_and_drop_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.png");
+        let pending = PendingFile::new(&dest, false).unwrap();
+        std::fs::write(pending.temp_path(), b"x").unwrap();
+        assert!(pending.temp_path().extension().unwrap() == "png");
+        pending.commit().unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"x");
+
+        assert!(matches!(PendingFile::new(&dest, false), Err(OutputError::Exists(_))));
+        let pending = PendingFile::new(&dest, true).unwrap();
+        std::fs::write(pending.temp_path(), b"half").unwrap();
+        let temp = pending.temp_path().to_path_buf();
+        drop(pending);
+        assert!(!temp.exists(), "an unfinished file is removed");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"x", "the old output is untouched");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,292 @@
+//! The stylize job: picks the source and sink for the input and output the user named, loads
+//! the model and runs the stream (or the image loop), writing outputs atomically.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::EncoderSettings;
+use crate::device::{self, DeviceChoice, PrecisionChoice};
+use crate::engine::Engine;
+use crate::frame::FrameSink;
+use crate::io::colour::{Chroma, Range};
+use crate::io::image::{is_image_path, list_images, read_image, write_image, IMAGE_EXTENSIONS};
+use crate::io::raw::{RawFormat, RawKind, RawReader, RawSink, RawSource, RawWriter};
+use crate::model::StyleModel;
+use crate::output::PendingFile;
+use crate::stream::{self, StreamOptions};
+use crate::Error;
+
+/// A fully resolved stylize job (flags merged over a pipeline file); logged as it runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct StylizeJob {
+    /// Input path, or `-` for raw frames on stdin.
+    pub input: PathBuf,
+    /// Output path, or `-` for raw frames on stdout.
+    pub output: PathBuf,
+    /// Generator weights.
+    pub model: PathBuf,
+    /// Device choice.
+    pub device: DeviceChoice,
+    /// Precision choice.
+    pub precision: PrecisionChoice,
+    /// Frames per generator call.
+    pub batch: usize,
+    /// Video encoder settings.
+    pub encoder: EncoderSettings,
+    /// Size of rgb24 frames on stdin.
+    pub raw_size: Option<(u32, u32)>,
+    /// Frame rate of raw frames on stdin, for encoding.
+    pub raw_fps: Option<(u32, u32)>,
+    /// Format of frames written to stdout (default: y4m, or rgb24 for rgb24 input).
+    pub raw_output: Option<RawKind>,
+    /// Replace existing outputs.
+    pub overwrite: bool,
+    /// Show progress.
+    pub progress: bool,
+}
+
+/// What a finished job did.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Frames or images stylized.
+    pub frames: u64,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+    /// Where the results are.
+    pub output: String,
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::Invalid(message.into())
+}
+
+fn is_dash(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Runs a stylize job.
+pub fn run(job: &StylizeJob) -> Result<Summary, Error> {
+    if job.batch == 0 {
+        return Err(invalid("--batch must be at least 1"));
+    }
+    if is_dash(&job.input) {
+        return run_stdin(job);
+    }
+    let input = &job.input;
+    let meta = std::fs::metadata(input).map_err(|e| invalid(format!("input {}: {e}", input.display())))?;
+    if meta.is_dir() {
+        return run_folder(job);
+    }
+    if meta.len() == 0 {
+        return Err(invalid(format!("input {} is an empty file", input.display())));
+    }
+    if is_image_path(input) {
+        run_image(job)
+    } else {
+        run_video(job)
+    }
+}
+
+fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
+    let (device, kind) = device::resolve(job.device, job.precision)?;
+    let model = StyleModel::load(&job.model, device, kind)?;
+    let info = model.info();
+    tracing::info!(
+        "model {} ({} base channels, {} residual blocks, {:.2} M parameters) on {device:?} as {kind:?}",
+        job.model.display(),
+        info.config.base_channels,
+        info.config.residual_blocks,
+        model.parameter_count() as f64 / 1e6
+    );
+    if !info.trained {
+        tracing::warn!(
+            "model {} is untrained (random weights): the output shows the pipeline working, not a style",
+            job.model.display()
+        );
+    }
+    Ok(Engine::new(model))
+}
+
+fn require_image_output(job: &StylizeJob) -> Result<(), Error> {
+    if is_dash(&job.output) || !is_image_path(&job.output) {
+        return Err(invalid(format!(
+            "an image input needs an image output ({}), not {}",
+            IMAGE_EXTENSIONS.join(", "),
+            job.output.display()
+        )));
+    }
+    Ok(())
+}
+
+fn run_image(job: &StylizeJob) -> Result<Summary, Error> {
+    require_image_output(job)?;
+    let pending = PendingFile::new(&job.output, job.overwrite)?;
+    let start = Instant::now();
+    let frame = read_image(&job.input)?;
+    let mut engine = load_engine(job)?;
+    let mut out = vec![Vec::new()];
+    tch::no_grad(|| engine.stylize(&[&frame], &mut out))?;
+    let result = crate::frame::Frame { data: out.remove(0), ..frame };
+    write_image(&result, pending.temp_path())?;
+    let path = pending.commit()?;
+    Ok(Summary { frames: 1, elapsed: start.elapsed(), output: path.display().to_string() })
+}
+
+fn run_folder(job: &StylizeJob) -> Result<Summary, Error> {
+    let images = list_images(&job.input)?;
+    if images.is_empty() {
+        return Err(invalid(format!("{} contains no images ({})", job.input.display(), IMAGE_EXTENSIONS.join(", "))));
+    }
+    if is_dash(&job.output) || is_image_path(&job.output) {
+        return Err(invalid(format!("a folder of images needs a folder as output, not {}", job.output.display())));
+    }
+    std::fs::create_dir_all(&job.output)
+        .map_err(|e| invalid(format!("output folder {}: {e}", job.output.display())))?;
+    // Check every destination before any work, so a refused run changes nothing.
+    let mut pairs = Vec::new();
+    for image in &images {
+        let destination = job.output.join(image.file_name().expect("listed files have names"));
+        if destination.exists() && !job.overwrite {
+            return Err(crate::output::OutputError::Exists(destination).into());
+        }
+        pairs.push((image, destination));
+    }
+    let start = Instant::now();
+    let mut engine = load_engine(job)?;
+    let bar =
+        if job.progress { indicatif::ProgressBar::new(pairs.len() as u64) } else { indicatif::ProgressBar::hidden() };
+    for (image, destination) in &pairs {
+        let frame = read_image(image)?;
+        let pending = PendingFile::new(destination, true)?;
+        let mut out = vec![Vec::new()];
+        tch::no_grad(|| engine.stylize(&[&frame], &mut out))?;
+        write_image(&crate::frame::Frame { data: out.remove(0), ..frame }, pending.temp_path())?;
+        pending.commit()?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(Summary { frames: pairs.len() as u64, elapsed: start.elapsed(), output: job.output.display().to_string() })
+}
+
+/// Where frames go: a file being written under a temporary name, or stdout.
+enum Destination {
+    File(PendingFile),
+    Stdout,
+}
+
+fn destination(job: &StylizeJob) -> Result<Destination, Error> {
+    if is_dash(&job.output) {
+        return Ok(Destination::Stdout);
+    }
+    if is_image_path(&job.output) {
+        return Err(invalid(format!(
+            "a video or raw input needs a video output (e.g. .mp4, .mkv) or -, not {}",
+            job.output.display()
+        )));
+    }
+    Ok(Destination::File(PendingFile::new(&job.output, job.overwrite)?))
+}
+
+fn stdout_sink(
+    job: &StylizeJob,
+    width: u32,
+    height: u32,
+    fps: Option<(u32, u32)>,
+    input_kind: RawKind,
+    chroma: Chroma,
+    range: Range,
+) -> Box<dyn FrameSink> {
+    let kind = job.raw_output.unwrap_or(input_kind);
+    let format = RawFormat { kind, width, height, fps, chroma, range };
+    let writer = BufWriter::with_capacity(1 << 20, std::io::stdout());
+    Box::new(RawSink(RawWriter::new(Box::new(writer) as Box<dyn Write + Send>, format)))
+}
+
+fn finish(stats: stream::StreamStats, destination: Destination) -> Result<Summary, Error> {
+    let output = match destination {
+        Destination::File(pending) => pending.commit()?.display().to_string(),
+        Destination::Stdout => "stdout".to_string(),
+    };
+    Ok(Summary { frames: stats.frames, elapsed: stats.elapsed, output })
+}
+
+fn run_stdin(job: &StylizeJob) -> Result<Summary, Error> {
+    let reader = RawReader::new(std::io::stdin(), job.raw_size, job.raw_fps)?;
+    let format = *reader.format();
+    let destination = destination(job)?;
+    let sink: Box<dyn FrameSink> = match &destination {
+        Destination::Stdout => {
+            stdout_sink(job, format.width, format.height, format.fps, format.kind, format.chroma, format.range)
+        }
+        Destination::File(pending) => video_sink_for_raw(pending.temp_path(), &format, job)?,
+    };
+    let mut engine = load_engine(job)?;
+    let options = StreamOptions { batch: job.batch, progress: job.progress, ..Default::default() };
+    let stats = stream::run(Box::new(RawSource(reader)), &mut engine, sink, &options)?;
+    finish(stats, destination)
+}
+
+#[cfg(feature = "video")]
+fn video_sink_for_raw(path: &Path, format: &RawFormat, job: &StylizeJob) -> Result<Box<dyn FrameSink>, Error> {
+    use crate::io::video::{ColourDescription, VideoFormat, VideoSink};
+    use ffmpeg_next::Rational;
+    let (num, den) = format.fps.ok_or_else(|| {
+        invalid("encoding raw frames to a video file needs --fps (a YUV4MPEG2 stream carries its own)")
+    })?;
+    let video = VideoFormat {
+        width: format.width,
+        height: format.height,
+        frame_rate: Rational(num as i32, den as i32),
+        time_base: Rational(den as i32, num as i32),
+        colour: ColourDescription::default_for(format.height),
+        copied: Vec::new(),
+        metadata: Vec::new(),
+        frames: None,
+    };
+    Ok(Box::new(VideoSink::create(path, &video, &job.encoder)?))
+}
+
+#[cfg(not(feature = "video"))]
+fn video_sink_for_raw(_path: &Path, _format: &RawFormat, _job: &StylizeJob) -> Result<Box<dyn FrameSink>, Error> {
+    Err(no_video_feature())
+}
+
+#[cfg(not(feature = "video"))]
+fn no_video_feature() -> Error {
+    invalid("this japanim was built without the `video` feature: pipe raw frames through FFmpeg instead (see README)")
+}
+
+#[cfg(not(feature = "video"))]
+fn run_video(_job: &StylizeJob) -> Result<Summary, Error> {
+    Err(no_video_feature())
+}
+
+#[cfg(feature = "video")]
+fn run_video(job: &StylizeJob) -> Result<Summary, Error> {
+    use crate::io::video::{VideoSink, VideoSource};
+    let to_stdout = is_dash(&job.output);
+    let source = VideoSource::open(&job.input, !to_stdout)?;
+    let format = source.format().clone();
+    let destination = destination(job)?;
+    let sink: Box<dyn FrameSink> = match &destination {
+        Destination::Stdout => {
+            let rate = format.frame_rate;
+            let fps = (rate.numerator() > 0 && rate.denominator() > 0)
+                .then(|| (rate.numerator() as u32, rate.denominator() as u32));
+            stdout_sink(job, format.width, format.height, fps, RawKind::Y4m, Chroma::C420, Range::Limited)
+        }
+        Destination::File(pending) => Box::new(VideoSink::create(pending.temp_path(), &format, &job.encoder)?),
+    };
+    let mut engine = load_engine(job)?;
+    let options = StreamOptions {
+        batch: job.batch,
+        progress: job.progress,
+        expected_frames: format.frames,
+        ..Default::default()
+    };
+    let stats = stream::run(Box::new(source), &mut engine, sink, &options)?;
+    finish(stats, destination)
+}

@@ -1,0 +1,126 @@
+//! Weight files: round trips, and clear errors for damaged or mismatched files.
+
+use std::path::Path;
+
+use japanim::engine::Engine;
+use japanim::frame::Frame;
+use japanim::model::{GeneratorConfig, StoredPrecision, StyleModel};
+use tch::{Device, Kind};
+
+fn frame(width: u32, height: u32) -> Frame {
+    let data = (0..width * height * 3).map(|i| ((i * 37 + i / 7) % 256) as u8).collect();
+    Frame { width, height, data, pts: None, index: 0 }
+}
+
+fn stylize(model: StyleModel, frame: &Frame) -> Vec<u8> {
+    let mut engine = Engine::new(model);
+    let mut out = vec![Vec::new()];
+    tch::no_grad(|| engine.stylize(&[frame], &mut out)).unwrap();
+    out.remove(0)
+}
+
+fn tiny() -> StyleModel {
+    StyleModel::init(GeneratorConfig { base_channels: 4, residual_blocks: 2 }, 3, "test")
+}
+
+fn load(path: &Path) -> Result<StyleModel, japanim::model::WeightsError> {
+    StyleModel::load(path, Device::Cpu, Kind::Float)
+}
+
+#[test]
+fn save_load_round_trip_gives_identical_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.safetensors");
+    let input = frame(20, 12);
+    let model = tiny();
+    model.save(StoredPrecision::F32, &path).unwrap();
+    let before = stylize(model, &input);
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded.info().config, GeneratorConfig { base_channels: 4, residual_blocks: 2 });
+    assert!(!loaded.info().trained);
+    assert_eq!(stylize(loaded, &input), before);
+}
+
+#[test]
+fn half_precision_file_loads_close_to_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f32_path, f16_path) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+    let model = tiny();
+    model.save(StoredPrecision::F32, &f32_path).unwrap();
+    model.save(StoredPrecision::F16, &f16_path).unwrap();
+    let full = std::fs::metadata(&f32_path).unwrap().len();
+    let half = std::fs::metadata(&f16_path).unwrap().len();
+    assert!(half < full * 6 / 10, "f16 file {half} B vs f32 {full} B");
+    let input = frame(16, 16);
+    let a = stylize(load(&f32_path).unwrap(), &input);
+    let b = stylize(load(&f16_path).unwrap(), &input);
+    let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    assert!(worst <= 3, "f16 weights change a pixel by {worst}");
+}
+
+#[test]
+fn odd_sizes_come_back_at_the_same_size() {
+    for (w, h) in [(33, 17), (1, 1), (5, 3), (64, 9)] {
+        let out = stylize(tiny(), &frame(w, h));
+        assert_eq!(out.len(), (w * h * 3) as usize, "{w}x{h}");
+    }
+}
+
+#[test]
+fn batched_frames_match_single_frames() {
+    let model = tiny();
+    let (a, b) = (
+        frame(24, 16),
+        Frame { index: 1, data: frame(24, 16).data.iter().map(|v| v.wrapping_mul(3)).collect(), ..frame(24, 16) },
+    );
+    let mut engine = Engine::new(model);
+    let mut batch = vec![Vec::new(), Vec::new()];
+    let mut one = vec![Vec::new()];
+    tch::no_grad(|| {
+        engine.stylize(&[&a, &b], &mut batch).unwrap();
+        engine.stylize(&[&b], &mut one).unwrap();
+    });
+    let worst = batch[1].iter().zip(&one[0]).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    assert!(worst <= 1, "batching changed a pixel by {worst}");
+}
+
+#[test]
+fn damaged_and_mismatched_files_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.safetensors");
+    tiny().save(StoredPrecision::F32, &good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load(&truncated).err().unwrap().to_string();
+    assert!(err.contains("not a valid safetensors file"), "{err}");
+
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"\x05\x00\x00\x00\x00\x00\x00\x00hello").unwrap();
+    assert!(load(&garbage).err().unwrap().to_string().contains("not a valid safetensors file"));
+
+    let missing = dir.path().join("missing.safetensors");
+    let err = load(&missing).err().unwrap().to_string();
+    assert!(err.contains("missing.safetensors") && err.contains("No such file"), "{err}");
+
+    // Same tensors, metadata claiming a wider network: the first conv's shape disagrees.
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
+    let wider = header.replace("\"japanim.base_channels\":\"4\"", "\"japanim.base_channels\":\"8\"");
+    assert_ne!(wider, header);
+    let mut patched = (wider.len() as u64).to_le_bytes().to_vec();
+    patched.extend_from_slice(wider.as_bytes());
+    patched.extend_from_slice(&bytes[8 + header_len..]);
+    let mismatched = dir.path().join("mismatched.safetensors");
+    std::fs::write(&mismatched, patched).unwrap();
+    let err = load(&mismatched).err().unwrap().to_string();
+    assert!(err.contains("tensor conv_in.bias has shape [4], the architecture needs [8]"), "{err}");
+
+    // A safetensors file that is not a generator at all.
+    let plain = dir.path().join("plain.safetensors");
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1], &[0u8; 4]).unwrap();
+    safetensors::serialize_to_file(vec![("x", view)], None, &plain).unwrap();
+    let err = load(&plain).err().unwrap().to_string();
+    assert!(err.contains("is not a japanim generator: the file has no metadata"), "{err}");
+}

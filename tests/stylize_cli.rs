@@ -1,0 +1,251 @@
+//! `japanim stylize` as a user runs it: images, folders, raw pipes, and bad inputs.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+
+use common::*;
+
+#[test]
+fn image_of_odd_size_comes_back_at_the_same_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("in.png");
+    write_png(&input, 33, 17);
+    let output = dir.path().join("out.png");
+    let out = run(japanim().arg("stylize").arg(&input).arg("-o").arg(&output).arg("--model").arg(&model));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let img = image::open(&output).unwrap();
+    assert_eq!((img.width(), img.height()), (33, 17));
+    assert_eq!(listing(dir.path()), ["in.png", "out.png", "tiny.safetensors"], "no temporary file left");
+}
+
+#[test]
+fn existing_output_is_kept_unless_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("in.png");
+    write_png(&input, 16, 16);
+    let output = dir.path().join("out.jpg");
+    std::fs::write(&output, b"precious").unwrap();
+    let out = run(japanim().arg("stylize").arg(&input).arg("-o").arg(&output).arg("--model").arg(&model));
+    assert_one_line_error(&out, "already exists: pass --overwrite to replace it");
+    assert_eq!(std::fs::read(&output).unwrap(), b"precious");
+    let out =
+        run(japanim().arg("stylize").arg(&input).arg("-o").arg(&output).arg("--model").arg(&model).arg("--overwrite"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(image::open(&output).unwrap().width(), 16);
+}
+
+#[test]
+fn folder_of_images_gives_folder_of_same_sized_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("photos");
+    std::fs::create_dir(&input).unwrap();
+    write_png(&input.join("a.png"), 20, 10);
+    write_png(&input.join("b.png"), 9, 13);
+    std::fs::write(input.join("notes.txt"), b"not an image").unwrap();
+    let output = dir.path().join("anime");
+    let out = run(japanim().arg("stylize").arg(&input).arg("-o").arg(&output).arg("--model").arg(&model));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(listing(&output), ["a.png", "b.png"]);
+    assert_eq!(image::open(output.join("b.png")).unwrap().height(), 13);
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = run(japanim().arg("stylize").arg(&empty).arg("-o").arg(dir.path().join("x")).arg("--model").arg(&model));
+    assert_one_line_error(&out, "contains no images");
+}
+
+/// Runs `stylize - -o -` with `input` on stdin, written in small pieces.
+fn pipe(args: &[&str], model: &std::path::Path, input: &[u8]) -> std::process::Output {
+    let mut child = japanim()
+        .args(["stylize", "-", "-o", "-", "--model"])
+        .arg(model)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        for chunk in data.chunks(1000) {
+            if stdin.write_all(chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+#[test]
+fn raw_rgb24_through_stdin_and_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let (w, h, n) = (24u32, 10u32, 3);
+    let input: Vec<u8> = (0..n).flat_map(|i| pattern(w, h, i)).collect();
+    let out = pipe(&["--size", "24x10"], &model, &input);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout.len(), input.len(), "three rgb24 frames out");
+    // Deterministic: the same frames give the same bytes.
+    let again = pipe(&["--size", "24x10"], &model, &input);
+    assert_eq!(again.stdout, out.stdout);
+}
+
+#[test]
+fn y4m_in_gives_y4m_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let mut input = b"YUV4MPEG2 W16 H8 F30000:1001 Ip A1:1 C420jpeg\n".to_vec();
+    for i in 0..4u8 {
+        input.extend_from_slice(b"FRAME\n");
+        input.extend(std::iter::repeat_n(60 + i * 30, 16 * 8));
+        input.extend(std::iter::repeat_n(128u8, 2 * 8 * 4));
+    }
+    let out = pipe(&[], &model, &input);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let header = b"YUV4MPEG2 W16 H8 F30000:1001 Ip A1:1 C420jpeg\n";
+    assert!(out.stdout.starts_with(header), "{:?}", String::from_utf8_lossy(&out.stdout[..60.min(out.stdout.len())]));
+    assert_eq!(out.stdout.len(), header.len() + 4 * (6 + 16 * 8 * 3 / 2));
+    let rgb = pipe(&["--output-format", "rgb24"], &model, &input);
+    assert_eq!(rgb.stdout.len(), 4 * 16 * 8 * 3);
+}
+
+#[test]
+fn short_final_frame_on_stdin_is_an_error_naming_the_byte_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let mut input = pattern(8, 8, 0);
+    input.extend_from_slice(&[1u8; 100]);
+    let out = pipe(&["--size", "8x8"], &model, &input);
+    assert_one_line_error(&out, "input ended inside frame 1: got 100 of its 192 bytes");
+}
+
+#[test]
+fn bad_raw_inputs_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let out = pipe(&[], &model, b"YUV4MPEG2 W8 H8 F25:1 Cfancy\nFRAME\n");
+    assert_one_line_error(&out, "unsupported YUV4MPEG2 pixel format 'Cfancy'");
+    let out = pipe(&[], &model, &[0u8; 300]);
+    assert_one_line_error(&out, "needs --size");
+    let out = run(japanim().args(["stylize", "-", "-o", "-", "--size", "0x0"]).arg("--model").arg(&model));
+    assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
+    assert!(stderr(&out).contains("empty"), "{}", stderr(&out));
+    let out = run(japanim().args(["stylize", "-", "-o", "-", "--size", "100000x100000"]).arg("--model").arg(&model));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("exceeds the limit"), "{}", stderr(&out));
+}
+
+#[test]
+fn closed_pipe_downstream_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let mut child = japanim()
+        .args(["stylize", "-", "-o", "-", "--size", "64x64", "--model"])
+        .arg(&model)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let frame = pattern(64, 64, 0);
+        for _ in 0..400 {
+            if stdin.write_all(&frame).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = vec![0u8; 100];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout); // like `| head -c 100`
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "exit {:?}: {}", out.status, stderr(&out));
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
+}
+
+#[test]
+fn missing_and_empty_inputs_fail_cleanly_leaving_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let output = dir.path().join("out.mp4");
+    let out = run(japanim()
+        .arg("stylize")
+        .arg(dir.path().join("nope.mp4"))
+        .arg("-o")
+        .arg(&output)
+        .arg("--model")
+        .arg(&model));
+    assert_one_line_error(&out, "nope.mp4: No such file or directory");
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    let out = run(japanim().arg("stylize").arg(&empty).arg("-o").arg(&output).arg("--model").arg(&model));
+    assert_one_line_error(&out, "is an empty file");
+    assert_eq!(listing(dir.path()), ["empty.mp4", "tiny.safetensors"]);
+}
+
+#[test]
+fn bad_model_files_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.png");
+    write_png(&input, 8, 8);
+    let fake = dir.path().join("fake.safetensors");
+    std::fs::write(&fake, b"definitely not weights").unwrap();
+    let out =
+        run(japanim().arg("stylize").arg(&input).arg("-o").arg(dir.path().join("o.png")).arg("--model").arg(&fake));
+    assert_one_line_error(&out, "is not a valid safetensors file");
+    assert_eq!(listing(dir.path()), ["fake.safetensors", "in.png"]);
+}
+
+#[test]
+fn without_a_model_it_says_how_to_get_one() {
+    // A copy of the binary outside the source tree finds no models/ folder.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("japanim");
+    std::fs::copy(env!("CARGO_BIN_EXE_japanim"), &exe).unwrap();
+    let input = dir.path().join("in.png");
+    write_png(&input, 8, 8);
+    let out = run(std::process::Command::new(&exe)
+        .current_dir(dir.path())
+        .env_remove("JAPANIM_MODEL")
+        .args(["stylize", "in.png", "-o", "out.png"]));
+    assert_one_line_error(&out, "no --model given and no default model is installed");
+}
+
+#[test]
+fn pipeline_file_settings_apply_and_flags_override_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("in.png");
+    write_png(&input, 8, 8);
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(&pipeline, "[stylize]\nmodel = \"tiny.safetensors\"\nprecision = \"f16\"\n").unwrap();
+    let out = run(japanim()
+        .arg("stylize")
+        .arg(&input)
+        .arg("-o")
+        .arg(dir.path().join("o.png"))
+        .arg("--pipeline")
+        .arg(&pipeline));
+    assert_one_line_error(&out, "--precision f16 runs on a CUDA device only");
+    let out = run(japanim()
+        .arg("stylize")
+        .arg(&input)
+        .arg("-o")
+        .arg(dir.path().join("o.png"))
+        .arg("--pipeline")
+        .arg(&pipeline)
+        .args(["--precision", "f32"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _ = model;
+}

@@ -1,0 +1,192 @@
+//! Video files end to end: frame count, rate, timestamps, duration and audio survive;
+//! damaged files fail cleanly. Test media are made with FFmpeg's own tools.
+#![cfg(feature = "video")]
+
+mod common;
+
+use common::*;
+
+fn stylize(input: &std::path::Path, output: &std::path::Path, model: &std::path::Path) -> std::process::Output {
+    run(japanim()
+        .arg("stylize")
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .arg("--model")
+        .arg(model)
+        .args(["--preset", "ultrafast"]))
+}
+
+fn probe(path: &std::path::Path, entries: &str, stream: &str) -> String {
+    ffprobe(&["-select_streams", stream, "-show_entries", entries, "-of", "compact=p=0:nk=1", path.to_str().unwrap()])
+}
+
+/// MD5 of every packet of the audio stream, copied without decoding.
+fn audio_md5(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a", "-c", "copy", "-f", "md5", "-"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn video_round_trip_keeps_frames_rate_timestamps_and_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("in.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=96x64:rate=30000/1001:duration=1.5",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=1.5",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        input.to_str().unwrap(),
+    ]);
+    let output = dir.path().join("out.mp4");
+    let out = stylize(&input, &output, &model);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let (vin, vout) = (
+        probe(&input, "stream=nb_frames,r_frame_rate,avg_frame_rate", "v"),
+        probe(&output, "stream=nb_frames,r_frame_rate,avg_frame_rate", "v"),
+    );
+    assert_eq!(vout, vin);
+    assert_eq!(vin.trim(), "30000/1001|30000/1001|45");
+    let times = |p| ffprobe(&["-select_streams", "v", "-show_entries", "packet=pts_time", "-of", "csv=p=0", p]);
+    let sorted = |s: String| {
+        let mut v: Vec<String> = s.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(times(output.to_str().unwrap())), sorted(times(input.to_str().unwrap())), "frame timestamps");
+    assert_eq!(probe(&output, "format=duration", "v"), probe(&input, "format=duration", "v"));
+    let md5 = audio_md5(&input);
+    assert!(md5.starts_with("MD5="), "{md5}");
+    assert_eq!(audio_md5(&output), md5, "audio copied bit for bit");
+    assert_eq!(probe(&output, "stream=codec_name,color_space", "v").trim(), "h264|smpte170m");
+    assert_eq!(listing(dir.path()), ["in.mp4", "out.mp4", "tiny.safetensors"]);
+}
+
+#[test]
+fn hd_video_is_tagged_bt709_and_mkv_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("in.mkv");
+    // 1280×720 marks HD; 4 frames keep it fast.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=teal:size=1280x720:rate=25:duration=0.16",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        input.to_str().unwrap(),
+    ]);
+    let output = dir.path().join("out.mkv");
+    let out = stylize(&input, &output, &model);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        probe(&output, "stream=width,height,color_space,color_primaries,color_transfer", "v").trim(),
+        "1280|720|bt709|bt709|bt709"
+    );
+    let count = ffprobe(&[
+        "-count_frames",
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "stream=nb_read_frames",
+        "-of",
+        "csv=p=0",
+        output.to_str().unwrap(),
+    ]);
+    assert_eq!(count.trim(), "4");
+}
+
+#[test]
+fn video_to_stdout_as_y4m() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("in.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=32x16:rate=25:duration=0.2",
+        "-c:v",
+        "libx264",
+        input.to_str().unwrap(),
+    ]);
+    let out = run(japanim().arg("stylize").arg(&input).args(["-o", "-", "--model"]).arg(&model));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let header = b"YUV4MPEG2 W32 H16 F25:1 Ip A1:1 C420jpeg\n";
+    assert!(out.stdout.starts_with(header));
+    assert_eq!(out.stdout.len(), header.len() + 5 * (6 + 32 * 16 * 3 / 2));
+}
+
+#[test]
+fn raw_stdin_encodes_to_a_video_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let output = dir.path().join("out.mp4");
+    let input: Vec<u8> = (0..6).flat_map(|i| pattern(32, 24, i)).collect();
+    let mut child = japanim()
+        .args(["stylize", "-", "--size", "32x24", "--fps", "12", "--preset", "ultrafast", "-o"])
+        .arg(&output)
+        .arg("--model")
+        .arg(&model)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(probe(&output, "stream=r_frame_rate,nb_frames", "v").trim(), "12/1|6");
+
+    let out = run(japanim()
+        .args(["stylize", "-", "--size", "32x24", "-o"])
+        .arg(dir.path().join("nofps.mp4"))
+        .arg("--model")
+        .arg(&model));
+    assert_one_line_error(&out, "needs --fps");
+}
+
+#[test]
+fn damaged_video_files_fail_cleanly_leaving_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let good = dir.path().join("good.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=1", "-c:v", "libx264", good.to_str().unwrap()]);
+    let bytes = std::fs::read(&good).unwrap();
+
+    let random = dir.path().join("random.mp4");
+    std::fs::write(&random, (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>())
+        .unwrap();
+    let truncated = dir.path().join("truncated.mp4");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+
+    for (input, needle) in
+        [(&random, "random.mp4: opening the file: Invalid data found"), (&truncated, "truncated.mp4: opening the file")]
+    {
+        let output = dir.path().join("out.mp4");
+        let out = stylize(input, &output, &model);
+        assert_one_line_error(&out, needle);
+        assert!(!output.exists());
+    }
+    assert_eq!(listing(dir.path()), ["good.mp4", "random.mp4", "tiny.safetensors", "truncated.mp4"]);
+}
