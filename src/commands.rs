@@ -14,7 +14,9 @@ use japanim::model::{self, GeneratorConfig, StoredPrecision, StyleModel};
 use japanim::output::PendingFile;
 use japanim::stylize::{self, StylizeJob};
 
-use crate::cli::{BenchArgs, Cli, Command, ModelCommand, ModelInitArgs, RawOutput, SavedPrecision, StylizeArgs};
+use crate::cli::{
+    BenchArgs, Cli, Command, ExportArgs, ModelCommand, ModelInitArgs, RawOutput, SavedPrecision, StylizeArgs, TrainArgs,
+};
 
 /// Logs go to stderr (stdout may carry frames); `RUST_LOG` overrides the level.
 pub fn init_logging(quiet: bool) {
@@ -58,6 +60,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stylize(args) => stylize(args, !cli.quiet),
         Command::Model(ModelCommand::Init(args)) => model_init(args),
         Command::Model(ModelCommand::Info { path }) => model_info(&path),
+        Command::Model(ModelCommand::ConvertVgg { onnx, output, overwrite }) => convert_vgg(&onnx, &output, overwrite),
+        Command::Train(args) => train(args, !cli.quiet),
+        Command::Export(args) => export(args),
         Command::Bench(args) => bench(args),
         Command::Doctor => doctor(),
     }
@@ -112,6 +117,47 @@ fn stylize(args: StylizeArgs, progress: bool) -> Result<()> {
     Ok(())
 }
 
+/// `train`: a new run, or `--resume` of one.
+fn train(args: TrainArgs, progress: bool) -> Result<()> {
+    let config = match &args.config {
+        Some(path) => Some(japanim::train::TrainConfig::read(path)?),
+        None if args.resume => None,
+        None => Some(japanim::train::TrainConfig::default()),
+    };
+    let options = japanim::train::run::TrainOptions {
+        data: args.data,
+        run: args.out,
+        config,
+        resume: args.resume,
+        until_step: args.until_step,
+        progress,
+    };
+    let summary = japanim::train::train(&options)?;
+    let state = if summary.step >= summary.total_steps { "finished" } else { "stopped (resume with --resume)" };
+    tracing::info!(
+        "{} {state} at step {}/{} ({} steps in {:.0} s, {:.2} s/step); checkpoint {}",
+        options.run.display(),
+        summary.step,
+        summary.total_steps,
+        summary.steps_this_call,
+        summary.seconds,
+        summary.seconds / summary.steps_this_call.max(1) as f64,
+        summary.checkpoint.display()
+    );
+    Ok(())
+}
+
+/// `export`: the trained generator as a stylize-ready file.
+fn export(args: ExportArgs) -> Result<()> {
+    let precision = match args.precision {
+        SavedPrecision::F32 => StoredPrecision::F32,
+        SavedPrecision::F16 => StoredPrecision::F16,
+    };
+    let path = japanim::train::export(&args.run, &args.output, precision, args.overwrite)?;
+    tracing::info!("wrote {}", path.display());
+    Ok(())
+}
+
 /// `model init`: an untrained generator, clearly marked so.
 fn model_init(args: ModelInitArgs) -> Result<()> {
     let config = GeneratorConfig { base_channels: args.base_channels, residual_blocks: args.residual_blocks };
@@ -147,6 +193,17 @@ fn model_info(path: &std::path::Path) -> Result<()> {
     println!("description:     {}", info.description);
     println!("input:           {}", model::weights::INPUT_CONVENTION);
     println!("output:          {}", model::weights::OUTPUT_CONVENTION);
+    Ok(())
+}
+
+/// `model convert-vgg`: the perceptual network's weights from a Keras VGG16 ONNX file.
+fn convert_vgg(onnx: &std::path::Path, output: &std::path::Path, overwrite: bool) -> Result<()> {
+    let vgg = model::onnx::vgg16_from_keras_onnx(onnx)?;
+    let pending = PendingFile::new(output, overwrite)?;
+    let description = format!("VGG16 conv base (ImageNet, Keras/Caffe convention) converted from {}", onnx.display());
+    vgg.save(pending.temp_path(), &description)?;
+    let path = pending.commit()?;
+    tracing::info!("wrote {}", path.display());
     Ok(())
 }
 

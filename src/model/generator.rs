@@ -48,14 +48,14 @@ impl GeneratorConfig {
 }
 
 #[inline]
-fn leaky_relu(x: &Tensor) -> Result<Tensor, TchError> {
+pub(crate) fn leaky_relu(x: &Tensor) -> Result<Tensor, TchError> {
     // tch's leaky_relu has slope 0.01; max(x, 0.2x) is LeakyReLU(0.2) in one fused op.
     x.f_maximum(&x.f_mul_scalar(0.2)?)
 }
 
 /// A convolution with its own stride and padding, applied with fallible ops.
 #[derive(Debug)]
-struct Conv {
+pub(crate) struct Conv {
     weight: Tensor,
     bias: Tensor,
     stride: i64,
@@ -64,13 +64,13 @@ struct Conv {
 }
 
 impl Conv {
-    fn new(p: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, reflect: bool) -> Self {
+    pub(crate) fn new(p: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, reflect: bool) -> Self {
         let conv = nn::conv2d(p, cin, cout, kernel, nn::ConvConfig { stride, ..Default::default() });
         let bias = conv.bs.expect("conv2d is created with a bias");
         Self { weight: conv.ws, bias, stride, padding: kernel / 2, reflect }
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
         if self.reflect {
             let p = self.padding;
             let x = x.f_reflection_pad2d([p, p, p, p])?;
@@ -103,17 +103,17 @@ impl Deconv {
 
 /// Affine instance normalisation over each channel of each image.
 #[derive(Debug)]
-struct InstanceNorm {
+pub(crate) struct InstanceNorm {
     weight: Tensor,
     bias: Tensor,
 }
 
 impl InstanceNorm {
-    fn new(p: nn::Path, channels: i64) -> Self {
+    pub(crate) fn new(p: nn::Path, channels: i64) -> Self {
         Self { weight: p.ones("weight", &[channels]), bias: p.zeros("bias", &[channels]) }
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
         x.f_instance_norm(Some(&self.weight), Some(&self.bias), None::<&Tensor>, None::<&Tensor>, true, 0.0, 1e-5, true)
     }
 }

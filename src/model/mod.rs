@@ -1,6 +1,9 @@
 //! The generator network and its weights. Knows tensors and weight files, nothing of video.
 
+pub mod discriminator;
 pub mod generator;
+pub mod onnx;
+pub mod vgg;
 pub mod weights;
 
 use std::path::Path;
@@ -45,6 +48,21 @@ impl StyleModel {
         weights::save(&self.vs, &self.info, precision, path)
     }
 
+    /// Saves the weights with another description (e.g. when exporting a trained run).
+    pub fn save_with_info(
+        &self,
+        info: &ModelInfo,
+        precision: StoredPrecision,
+        path: &Path,
+    ) -> Result<(), WeightsError> {
+        weights::save(&self.vs, info, precision, path)
+    }
+
+    /// The variables by name (shallow handles: writing into them changes the model).
+    pub fn variables(&self) -> std::collections::HashMap<String, tch::Tensor> {
+        self.vs.variables()
+    }
+
     /// The network.
     pub fn generator(&self) -> &Generator {
         &self.generator
@@ -73,6 +91,16 @@ impl StyleModel {
 
 /// File name of the default model inside a `models/` folder.
 pub const DEFAULT_MODEL_FILE: &str = "default.safetensors";
+
+/// A file in the `models/` folder beside the binary (`<prefix>/models`, or the source
+/// tree's for a binary in `target/<profile>/`), else under the current folder.
+pub fn find_in_models(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let mut candidates: Vec<std::path::PathBuf> =
+        exe.ancestors().skip(1).take(4).map(|dir| dir.join("models").join(name)).collect();
+    candidates.push(Path::new("models").join(name));
+    candidates.into_iter().find(|p| p.is_file())
+}
 
 /// Where the default model is, if one is installed: `$JAPANIM_MODEL`, else
 /// `models/default.safetensors` beside the binary (`<prefix>/models`, or the source tree's

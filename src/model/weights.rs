@@ -82,14 +82,14 @@ pub enum WeightsError {
         dtype: Dtype,
     },
     /// The file has tensors the architecture does not know.
-    #[error("{path}: unexpected tensor {name} (not part of a generator with {config:?})")]
+    #[error("{path}: unexpected tensor {name} ({what})")]
     UnexpectedTensor {
         /// The file.
         path: PathBuf,
         /// Tensor name.
         name: String,
-        /// The architecture in the metadata.
-        config: GeneratorConfig,
+        /// Which architecture was expected.
+        what: String,
     },
     /// libtorch refused an operation.
     #[error("{path}: {source}")]
@@ -113,7 +113,7 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    fn to_metadata(&self) -> HashMap<String, String> {
+    pub(crate) fn to_metadata(&self) -> HashMap<String, String> {
         [
             ("japanim.format", FORMAT.to_string()),
             ("japanim.format_version", FORMAT_VERSION.to_string()),
@@ -129,7 +129,7 @@ impl ModelInfo {
         .collect()
     }
 
-    fn from_metadata(path: &Path, meta: Option<&HashMap<String, String>>) -> Result<Self, WeightsError> {
+    pub(crate) fn from_metadata(path: &Path, meta: Option<&HashMap<String, String>>) -> Result<Self, WeightsError> {
         let bad = |reason: String| WeightsError::NotAGenerator { path: path.to_path_buf(), reason };
         let meta = meta.ok_or_else(|| bad("the file has no metadata".into()))?;
         let get = |key: &str| meta.get(key).ok_or_else(|| bad(format!("metadata key {key} is missing")));
@@ -181,21 +181,46 @@ fn read(path: &Path) -> Result<Vec<u8>, WeightsError> {
     std::fs::read(path).map_err(|source| WeightsError::Io { path: path.to_path_buf(), source })
 }
 
-fn corrupt(path: &Path, e: impl std::fmt::Display) -> WeightsError {
+pub(crate) fn corrupt(path: &Path, e: impl std::fmt::Display) -> WeightsError {
     WeightsError::Corrupt { path: path.to_path_buf(), reason: e.to_string() }
 }
 
-/// Loads a file's tensors into the variables of `vs` (built for the file's architecture),
-/// checking every name and shape. Returns the file's description.
-pub fn load(vs: &mut VarStore, path: &Path) -> Result<ModelInfo, WeightsError> {
+/// Reads and parses a safetensors file; returns the bytes (the parsed view borrows them).
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, WeightsError> {
     let bytes = read(path)?;
-    let (_, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(path, e))?;
-    let info = ModelInfo::from_metadata(path, metadata.metadata().as_ref())?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(path, e))?;
-    let variables = vs.variables();
-    for name in file.names() {
-        if !variables.contains_key(name) {
-            return Err(WeightsError::UnexpectedTensor { path: path.into(), name: name.into(), config: info.config });
+    SafeTensors::deserialize(&bytes).map_err(|e| corrupt(path, e))?;
+    Ok(bytes)
+}
+
+/// The metadata of a parsed file.
+pub(crate) fn metadata_of(bytes: &[u8], path: &Path) -> Result<HashMap<String, String>, WeightsError> {
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| corrupt(path, e))?;
+    Ok(metadata.metadata().clone().unwrap_or_default())
+}
+
+/// Copies the tensors named `prefix + name` of a file into `variables`, checking names,
+/// shapes and dtypes. Tensors under `prefix` that no variable takes are an error unless
+/// `allow_extra`.
+pub(crate) fn load_into(
+    variables: &HashMap<String, Tensor>,
+    bytes: &[u8],
+    path: &Path,
+    prefix: &str,
+    allow_extra: bool,
+    what: &str,
+) -> Result<(), WeightsError> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| corrupt(path, e))?;
+    if !allow_extra {
+        for name in file.names() {
+            if let Some(bare) = name.strip_prefix(prefix) {
+                if !variables.contains_key(bare) {
+                    return Err(WeightsError::UnexpectedTensor {
+                        path: path.into(),
+                        name: name.into(),
+                        what: what.into(),
+                    });
+                }
+            }
         }
     }
     let mut names: Vec<_> = variables.keys().collect();
@@ -203,29 +228,38 @@ pub fn load(vs: &mut VarStore, path: &Path) -> Result<ModelInfo, WeightsError> {
     tch::no_grad(|| {
         for name in names {
             let var = &variables[name];
-            let view =
-                file.tensor(name).map_err(|_| WeightsError::MissingTensor { path: path.into(), name: name.clone() })?;
+            let full = format!("{prefix}{name}");
+            let view = file
+                .tensor(&full)
+                .map_err(|_| WeightsError::MissingTensor { path: path.into(), name: full.clone() })?;
             let found: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             if found != var.size() {
-                return Err(WeightsError::ShapeMismatch {
-                    path: path.into(),
-                    name: name.clone(),
-                    expected: var.size(),
-                    found,
-                });
+                return Err(WeightsError::ShapeMismatch { path: path.into(), name: full, expected: var.size(), found });
             }
             let kind = kind_of(view.dtype()).ok_or_else(|| WeightsError::UnsupportedDtype {
                 path: path.into(),
-                name: name.clone(),
+                name: full.clone(),
                 dtype: view.dtype(),
             })?;
             let torch = |source| WeightsError::Torch { path: path.into(), source };
             let value = Tensor::f_from_data_size(view.data(), &found, kind).map_err(torch)?;
             let mut var = var.shallow_clone();
-            var.f_copy_(&value).map_err(torch)?;
+            var.f_copy_(&value.f_to_device(var.device()).map_err(torch)?).map_err(torch)?;
         }
         Ok(())
-    })?;
+    })
+}
+
+/// Loads a file's tensors into the variables of `vs` (built for the file's architecture),
+/// checking every name and shape. Returns the file's description.
+pub fn load(vs: &mut VarStore, path: &Path) -> Result<ModelInfo, WeightsError> {
+    let bytes = read_file(path)?;
+    let info = ModelInfo::from_metadata(path, Some(&metadata_of(&bytes, path)?))?;
+    let what = format!(
+        "not part of a generator with {} base channels and {} residual blocks",
+        info.config.base_channels, info.config.residual_blocks
+    );
+    load_into(&vs.variables(), &bytes, path, "", false, &what)?;
     Ok(info)
 }
 
@@ -240,9 +274,14 @@ pub enum StoredPrecision {
     BF16,
 }
 
-/// Writes the variables of `vs` with `info` as metadata, converted to `precision`, to
-/// `path` directly; callers wanting atomicity pass a temporary path.
-pub fn save(vs: &VarStore, info: &ModelInfo, precision: StoredPrecision, path: &Path) -> Result<(), WeightsError> {
+/// Writes named tensors with metadata, converted to `precision`, to `path` directly
+/// (callers wanting atomicity pass a temporary path).
+pub(crate) fn save_tensors(
+    named: impl IntoIterator<Item = (String, Tensor)>,
+    metadata: HashMap<String, String>,
+    precision: StoredPrecision,
+    path: &Path,
+) -> Result<(), WeightsError> {
     let (kind, dtype) = match precision {
         StoredPrecision::F32 => (Kind::Float, Dtype::F32),
         StoredPrecision::F16 => (Kind::Half, Dtype::F16),
@@ -250,7 +289,7 @@ pub fn save(vs: &VarStore, info: &ModelInfo, precision: StoredPrecision, path: &
     };
     let torch = |source| WeightsError::Torch { path: path.into(), source };
     let mut tensors = Vec::new();
-    for (name, var) in vs.variables() {
+    for (name, var) in named {
         let value = var
             .f_to_kind(kind)
             .and_then(|t| t.f_to_device(tch::Device::Cpu))
@@ -270,8 +309,13 @@ pub fn save(vs: &VarStore, info: &ModelInfo, precision: StoredPrecision, path: &
             Ok((name.clone(), view))
         })
         .collect::<Result<_, WeightsError>>()?;
-    safetensors::serialize_to_file(views, Some(info.to_metadata()), path).map_err(|e| match e {
+    safetensors::serialize_to_file(views, Some(metadata), path).map_err(|e| match e {
         safetensors::SafeTensorError::IoError(source) => WeightsError::Io { path: path.into(), source },
         other => corrupt(path, other),
     })
+}
+
+/// Writes the generator variables of `vs` with `info` as metadata.
+pub fn save(vs: &VarStore, info: &ModelInfo, precision: StoredPrecision, path: &Path) -> Result<(), WeightsError> {
+    save_tensors(vs.variables(), info.to_metadata(), precision, path)
 }

@@ -1,0 +1,139 @@
+//! A training run's configuration, saved as `config.toml` in the run folder.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use crate::model::GeneratorConfig;
+
+/// Everything that determines a run. Unset keys take the original JapanimationGAN values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Generator width (64 in the original; narrower is faster on CPU).
+    pub base_channels: i64,
+    /// Generator residual blocks (8 in the original).
+    pub residual_blocks: i64,
+    /// Discriminator width (32 in the original).
+    pub disc_channels: i64,
+    /// Side of the square training crops.
+    pub crop: u32,
+    /// Images per step (each of photo, anime, smoothed anime).
+    pub batch: usize,
+    /// Random horizontal flips.
+    pub flips: bool,
+    /// Seed of initialisation and data order.
+    pub seed: u64,
+    /// Epochs of generator pre-training on the content loss alone.
+    pub pretrain_epochs: u32,
+    /// Epochs of adversarial training.
+    pub epochs: u32,
+    /// Steps per epoch; 0 means one pass over the training photos.
+    pub steps_per_epoch: u64,
+    /// Generator learning rate (Adam).
+    pub lr_g: f64,
+    /// Discriminator learning rate (Adam).
+    pub lr_d: f64,
+    /// Adam β1 (0.5 in the original).
+    pub beta1: f64,
+    /// Adam β2.
+    pub beta2: f64,
+    /// ω, the weight of the VGG content loss (10 in the original).
+    pub content_weight: f64,
+    /// Weight of the Gram-matrix style loss.
+    pub style_weight: f64,
+    /// Checkpoint every N steps; 0 means at the end of every epoch.
+    pub checkpoint_every: u64,
+    /// Checkpoints kept (older ones are deleted).
+    pub keep_checkpoints: usize,
+    /// Validation photos shown in each epoch's sample grid.
+    pub sample_images: usize,
+    /// VGG conv base (safetensors); default `models/vgg16.safetensors`.
+    pub vgg: Option<PathBuf>,
+    /// Device: auto, cpu, cuda or cuda:N.
+    pub device: String,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            base_channels: 64,
+            residual_blocks: 8,
+            disc_channels: 32,
+            crop: 256,
+            batch: 8,
+            flips: true,
+            seed: 0,
+            pretrain_epochs: 1,
+            epochs: 10,
+            steps_per_epoch: 0,
+            lr_g: 1e-4,
+            lr_d: 1e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            content_weight: 10.0,
+            style_weight: 1.0,
+            checkpoint_every: 0,
+            keep_checkpoints: 3,
+            sample_images: 4,
+            vgg: None,
+            device: "auto".into(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The generator's architecture.
+    pub fn generator(&self) -> GeneratorConfig {
+        GeneratorConfig { base_channels: self.base_channels, residual_blocks: self.residual_blocks }
+    }
+
+    /// Reads a configuration file (unknown keys are errors).
+    pub fn read(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|e| TrainError::Run(format!("config {}: {}", path.display(), e.message())))
+    }
+
+    /// Checks ranges, naming the key and what is allowed.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |msg: String| Err(TrainError::Run(format!("invalid training config: {msg}")));
+        if !(1..=1024).contains(&self.base_channels) || !(1..=64).contains(&self.residual_blocks) {
+            return bad("base_channels must be 1–1024 and residual_blocks 1–64".into());
+        }
+        if !(1..=1024).contains(&self.disc_channels) {
+            return bad("disc_channels must be 1–1024".into());
+        }
+        if self.crop < 16 || self.crop % 4 != 0 || self.crop > 2048 {
+            return bad(format!("crop {} must be a multiple of 4 from 16 to 2048", self.crop));
+        }
+        if self.batch == 0 || self.batch > 1024 {
+            return bad("batch must be 1–1024".into());
+        }
+        if self.pretrain_epochs == 0 && self.epochs == 0 {
+            return bad("pretrain_epochs and epochs are both 0: nothing to train".into());
+        }
+        for (name, v) in [("lr_g", self.lr_g), ("lr_d", self.lr_d)] {
+            if !(v > 0.0 && v < 1.0) {
+                return bad(format!("{name} {v} must be in (0, 1)"));
+            }
+        }
+        for (name, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(format!("{name} {v} must be in [0, 1)"));
+            }
+        }
+        if self.content_weight < 0.0 || self.style_weight < 0.0 {
+            return bad("loss weights must not be negative".into());
+        }
+        if self.keep_checkpoints == 0 {
+            return bad("keep_checkpoints must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// As TOML, for the run folder.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a config serialises")
+    }
+}

