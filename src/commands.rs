@@ -15,7 +15,8 @@ use japanim::output::PendingFile;
 use japanim::stylize::{self, StylizeJob};
 
 use crate::cli::{
-    BenchArgs, Cli, Command, ExportArgs, ModelCommand, ModelInitArgs, RawOutput, SavedPrecision, StylizeArgs, TrainArgs,
+    BenchArgs, BuildArgs, Cli, Command, CropArgs, DatasetCommand, EvalArgs, ExportArgs, KeyframesArgs, ModelCommand,
+    ModelInitArgs, RawOutput, SavedPrecision, StylizeArgs, TrainArgs,
 };
 
 /// Logs go to stderr (stdout may carry frames); `RUST_LOG` overrides the level.
@@ -61,8 +62,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Model(ModelCommand::Init(args)) => model_init(args),
         Command::Model(ModelCommand::Info { path }) => model_info(&path),
         Command::Model(ModelCommand::ConvertVgg { onnx, output, overwrite }) => convert_vgg(&onnx, &output, overwrite),
+        Command::Dataset(DatasetCommand::Keyframes(args)) => dataset_keyframes(args),
+        Command::Dataset(DatasetCommand::Crop(args)) => dataset_crop(args),
+        Command::Dataset(DatasetCommand::Smooth { input, output }) => dataset_smooth(&input, &output),
+        Command::Dataset(DatasetCommand::Build(args)) => dataset_build(args, !cli.quiet),
         Command::Train(args) => train(args, !cli.quiet),
         Command::Export(args) => export(args),
+        Command::Eval(args) => eval(args),
         Command::Bench(args) => bench(args),
         Command::Doctor => doctor(),
     }
@@ -113,6 +119,162 @@ fn stylize(args: StylizeArgs, progress: bool) -> Result<()> {
         summary.output,
         summary.frames,
         summary.frames as f64 / seconds.max(1e-9)
+    );
+    Ok(())
+}
+
+/// The images of a folder and where each one's results go; refuses an output inside the input.
+fn folder_job(input: &std::path::Path, output: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let images = japanim::io::image::list_images(input)?;
+    if images.is_empty() {
+        bail!("{} contains no images", input.display());
+    }
+    let (inp, out) = (input.canonicalize()?, output.canonicalize().unwrap_or_else(|_| output.to_path_buf()));
+    if out.starts_with(&inp) {
+        bail!("output {} is inside the input {}: choose another folder", output.display(), input.display());
+    }
+    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
+    Ok(images)
+}
+
+/// `dataset keyframes`: every video decoded once; an unreadable one is skipped with its
+/// reason in the manifest.
+#[cfg(feature = "video")]
+fn dataset_keyframes(args: KeyframesArgs) -> Result<()> {
+    use japanim::dataset::keyframes::{extract, MANIFEST_HEADER};
+    std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    let spec = args.keyframes.spec();
+    let mut rows = Vec::new();
+    let (mut kept, mut failed) = (0, 0);
+    for video in &args.videos {
+        match extract(video, &args.output, &spec) {
+            Ok(result) => {
+                let n = result.candidates.iter().filter(|c| c.dropped.is_none()).count();
+                tracing::info!(
+                    "{}: {} frames, {n} key frames kept, {} dropped",
+                    video.display(),
+                    result.frames,
+                    result.candidates.len() - n
+                );
+                kept += n;
+                rows.extend(result.manifest_rows());
+                if args.plot {
+                    let stem = video.file_stem().unwrap_or_default().to_string_lossy();
+                    result.plot(&args.output.join(format!("{stem}_curve.png")))?;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("skipped {}: {e}", video.display());
+                rows.push(format!("{},,,,,\"skipped: {}\",", video.display(), e.to_string().replace('"', "'")));
+                failed += 1;
+            }
+        }
+    }
+    let manifest = args.output.join("manifest.csv");
+    std::fs::write(&manifest, format!("{MANIFEST_HEADER}\n{}\n", rows.join("\n")))?;
+    if failed == args.videos.len() {
+        bail!("no video could be read (reasons in {})", manifest.display());
+    }
+    tracing::info!(
+        "{kept} key frames in {} ({failed} videos skipped); manifest {}",
+        args.output.display(),
+        manifest.display()
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "video"))]
+fn dataset_keyframes(_args: KeyframesArgs) -> Result<()> {
+    bail!("this japanim was built without the `video` feature: it cannot decode videos")
+}
+
+/// `dataset crop`.
+fn dataset_crop(args: CropArgs) -> Result<()> {
+    use japanim::dataset::crop::{crops, CropSpec};
+    let images = folder_job(&args.input, &args.output)?;
+    let spec = CropSpec {
+        size: args.crop.size,
+        per_image: args.crop.per_image,
+        mode: args.crop.mode,
+        scale: args.scale,
+        seed: args.crop.seed,
+    };
+    let (mut written, mut skipped) = (0, 0);
+    for path in &images {
+        let name = path.file_name().expect("listed").to_string_lossy().into_owned();
+        let frame = japanim::io::image::read_image(path)?;
+        let img = image::RgbImage::from_raw(frame.width, frame.height, frame.data).expect("sizes match");
+        match crops(&img, &spec, &name) {
+            Ok(pieces) => {
+                let stem = path.file_stem().expect("listed").to_string_lossy();
+                for (k, piece) in pieces.iter().enumerate() {
+                    let target = args.output.join(format!("{stem}_{k}.png"));
+                    if !target.exists() {
+                        let pending = PendingFile::new(&target, false)?;
+                        piece.save(pending.temp_path())?;
+                        pending.commit()?;
+                    }
+                    written += 1;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("skipped {}: {e}", path.display());
+                skipped += 1;
+            }
+        }
+    }
+    tracing::info!("{written} crops in {} ({skipped} images skipped)", args.output.display());
+    Ok(())
+}
+
+/// `dataset smooth`.
+fn dataset_smooth(input: &std::path::Path, output: &std::path::Path) -> Result<()> {
+    let images = folder_job(input, output)?;
+    for path in &images {
+        let target = output.join(path.file_name().expect("listed")).with_extension("png");
+        if target.exists() {
+            continue;
+        }
+        let frame = japanim::io::image::read_image(path)?;
+        let img = image::RgbImage::from_raw(frame.width, frame.height, frame.data).expect("sizes match");
+        let pending = PendingFile::new(&target, false)?;
+        japanim::dataset::smooth::smooth(&img).save(pending.temp_path())?;
+        pending.commit()?;
+    }
+    tracing::info!("{} smoothed images in {}", images.len(), output.display());
+    Ok(())
+}
+
+/// `dataset build`.
+fn dataset_build(args: BuildArgs, progress: bool) -> Result<()> {
+    let spec = japanim::dataset::build::BuildSpec {
+        keyframes: args.keyframes.spec(),
+        photos: args.photos,
+        anime: args.anime,
+        out: args.output,
+        size: args.crop.size,
+        per_image: args.crop.per_image,
+        photo_scales: args.photo_scales,
+        anime_scales: args.anime_scales,
+        mode: args.crop.mode,
+        val_fraction: args.val_fraction,
+        seed: args.crop.seed,
+    };
+    let bar = if progress { indicatif::ProgressBar::new_spinner() } else { indicatif::ProgressBar::hidden() };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} {pos} source images, {per_sec}").expect("valid"),
+    );
+    let counts = japanim::dataset::build::build(&spec, &|| bar.inc(1))?;
+    bar.finish_and_clear();
+    tracing::info!(
+        "dataset {}: photo crops {} train / {} val, anime crops {} train / {} val (each smoothed), {} source images skipped, {} crops reused",
+        spec.out.display(),
+        counts.photo.0,
+        counts.photo.1,
+        counts.anime.0,
+        counts.anime.1,
+        counts.skipped,
+        counts.reused
     );
     Ok(())
 }
@@ -204,6 +366,30 @@ fn convert_vgg(onnx: &std::path::Path, output: &std::path::Path, overwrite: bool
     vgg.save(pending.temp_path(), &description)?;
     let path = pending.commit()?;
     tracing::info!("wrote {}", path.display());
+    Ok(())
+}
+
+/// `eval`: content kept and style gained, per model.
+fn eval(args: EvalArgs) -> Result<()> {
+    let vgg = match args.vgg {
+        Some(path) => path,
+        None => model::find_in_models("vgg16.safetensors")
+            .context("no models/vgg16.safetensors: run scripts/setup.sh or pass --vgg")?,
+    };
+    let report =
+        japanim::eval::evaluate(&args.models, &args.photos, &args.style, &vgg, args.max_side, args.style_images)?;
+    println!(
+        "{} photos (longer side ≤ {} px), style set: {} images of {}",
+        report.photos,
+        args.max_side,
+        report.style_images,
+        args.style.display()
+    );
+    println!("{:<48} {:>14} {:>16}", "", "content L1", "Gram L1 to style");
+    println!("{:<48} {:>14} {:>16.4}", "input photos (unchanged)", "0", report.input_style_distance);
+    for (path, f) in &report.models {
+        println!("{:<48} {:>14.4} {:>16.4}", path.display(), f.content_l1, f.style_distance);
+    }
     Ok(())
 }
 

@@ -5,8 +5,10 @@
 //! joined by bounded channels, and [`stylize`] is the whole job as the command line runs it.
 
 pub mod config;
+pub mod dataset;
 pub mod device;
 pub mod engine;
+pub mod eval;
 pub mod frame;
 pub mod io;
 pub mod model;
@@ -40,6 +42,9 @@ pub enum Error {
     /// Output files.
     #[error(transparent)]
     Output(#[from] output::OutputError),
+    /// Dataset building.
+    #[error(transparent)]
+    Dataset(#[from] dataset::DatasetError),
     /// Training.
     #[error(transparent)]
     Train(#[from] train::TrainError),

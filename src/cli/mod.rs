@@ -44,10 +44,15 @@ pub enum Command {
     /// Make, inspect or convert generator weight files.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Build training sets: crops, edge-smoothed anime, train/val split.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
     /// Train a generator (pre-training, then adversarial training) on a dataset.
     Train(TrainArgs),
     /// Write the generator of a training run as a weights file for `stylize`.
     Export(ExportArgs),
+    /// Measure how much content models keep and how much style they add, on a photo set.
+    Eval(EvalArgs),
     /// Measure generator throughput on synthetic frames.
     Bench(BenchArgs),
     /// Report which libtorch, device and default model japanim finds.
@@ -228,4 +233,151 @@ pub struct ExportArgs {
     /// Replace the file if it exists.
     #[arg(long)]
     pub overwrite: bool,
+}
+
+/// `japanim dataset …`.
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Pick key frames of videos (difference peaks), dropping near-duplicates and blank frames.
+    Keyframes(KeyframesArgs),
+    /// Cut square crops from every image of a folder.
+    Crop(CropArgs),
+    /// Write the CartoonGAN edge-smoothed copy of every image of a folder.
+    Smooth {
+        /// Folder of anime images.
+        input: PathBuf,
+        /// Folder to write (existing files are kept).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Photos and anime images → the dataset layout `japanim train` reads.
+    Build(BuildArgs),
+}
+
+/// Crop placement and size, shared by `crop` and `build`.
+#[derive(Debug, Args)]
+pub struct CropOptions {
+    /// Side of the square crops.
+    #[arg(long, default_value_t = 256)]
+    pub size: u32,
+    /// Crops per image (and scale).
+    #[arg(long, default_value_t = 6)]
+    pub per_image: usize,
+    /// Placement: a grid of regions (the original 3×2 for six) or anywhere.
+    #[arg(long, value_enum, default_value_t = japanim::dataset::crop::CropMode::Grid)]
+    pub mode: japanim::dataset::crop::CropMode,
+    /// Seed of the offsets (and of the split).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `japanim dataset crop`.
+#[derive(Debug, Args)]
+pub struct CropArgs {
+    /// Folder of images.
+    pub input: PathBuf,
+    /// Folder to write (existing files are kept).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub crop: CropOptions,
+    /// Rescale each image by this factor before cutting.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+}
+
+/// `japanim dataset build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Photo sources: folders of images or image files.
+    #[arg(long, num_args = 1.., required = true)]
+    pub photos: Vec<PathBuf>,
+    /// Anime sources: folders of images or image files.
+    #[arg(long, num_args = 1.., required = true)]
+    pub anime: Vec<PathBuf>,
+    /// Dataset folder to write; re-running it resumes.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub crop: CropOptions,
+    #[command(flatten)]
+    pub keyframes: KeyframeOptions,
+    /// Scales photos are cut at, comma-separated (0.5 halves a frame before cutting).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub photo_scales: Vec<f64>,
+    /// Scales anime images are cut at.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub anime_scales: Vec<f64>,
+    /// Share of source images held out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    pub val_fraction: f64,
+}
+
+/// `japanim eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Generator weights to compare (e.g. a trained model and an untrained one).
+    #[arg(long = "model", num_args = 1.., required = true)]
+    pub models: Vec<PathBuf>,
+    /// Folder of photos to stylize.
+    #[arg(long)]
+    pub photos: PathBuf,
+    /// Folder of style images (the cartoon set).
+    #[arg(long)]
+    pub style: PathBuf,
+    /// VGG conv base; default models/vgg16.safetensors.
+    #[arg(long)]
+    pub vgg: Option<PathBuf>,
+    /// Photos are scaled so their longer side is at most this.
+    #[arg(long, default_value_t = 512)]
+    pub max_side: u32,
+    /// Style images averaged (spread evenly over the set).
+    #[arg(long, default_value_t = 200)]
+    pub style_images: usize,
+}
+
+/// `japanim dataset keyframes`.
+#[derive(Debug, Args)]
+pub struct KeyframesArgs {
+    /// Video files.
+    #[arg(required = true)]
+    pub videos: Vec<PathBuf>,
+    /// Folder for the frames (PNG), `manifest.csv` and plots.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub keyframes: KeyframeOptions,
+    /// Draw each video's difference curve with the picked frames as STEM_curve.png.
+    #[arg(long)]
+    pub plot: bool,
+}
+
+/// Key-frame selection, shared by `keyframes` and `build`.
+#[derive(Debug, Args)]
+pub struct KeyframeOptions {
+    /// Frames in the peak window (a frame is kept when it has the largest difference in it).
+    #[arg(long, default_value_t = 25)]
+    pub window: usize,
+    /// Exponential smoothing of the difference curve (the original used 0.07).
+    #[arg(long)]
+    pub smoothing: Option<f64>,
+    /// Keep every Nth frame instead of difference peaks.
+    #[arg(long)]
+    pub every: Option<u64>,
+    /// Hash distance (of 64 bits) at or under which a frame is a near-duplicate.
+    #[arg(long, default_value_t = 6)]
+    pub duplicate_distance: u32,
+}
+
+impl KeyframeOptions {
+    /// The library's form.
+    pub fn spec(&self) -> japanim::dataset::keyframes::KeyframeSpec {
+        japanim::dataset::keyframes::KeyframeSpec {
+            window: self.window.max(1),
+            smoothing: self.smoothing,
+            every: self.every,
+            duplicate_distance: self.duplicate_distance,
+            ..Default::default()
+        }
+    }
 }

@@ -117,7 +117,7 @@ fn read_columns(path: &Path, step_column: usize, names: &[&str]) -> Vec<(String,
         .collect()
 }
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // A font compiled in, so plots need no system fonts.

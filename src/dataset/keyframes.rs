@@ -1,0 +1,464 @@
+//! Key frames of a video, picked as the original JapanimationGAN tool did, in one streaming
+//! decode: per consecutive frame pair, grey + 3×3 Gaussian blur, absolute difference, Otsu
+//! threshold, count of changed pixels; optional exponential smoothing; a frame is kept when
+//! its score is the largest within a centred window. z-normalising (as the original did
+//! before picking) does not change which frame of a window is largest, so the pick is made
+//! online, 'window / 2' frames late, from a ring of the frames in between: memory stays fixed.
+//!
+//! What a person used to delete by hand is dropped with a reason: near-duplicates of a frame
+//! kept earlier (64-bit difference hash within a Hamming distance) and nearly black, white or
+//! flat frames.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use image::GrayImage;
+
+use super::DatasetError;
+use crate::frame::Frame;
+
+/// How key frames are chosen.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyframeSpec {
+    /// Frames in the peak window (centred); 25 in the original.
+    pub window: usize,
+    /// Exponential smoothing factor of the scores (0.07 in the original); `None` for none.
+    pub smoothing: Option<f64>,
+    /// Keep every Nth frame instead of difference peaks.
+    pub every: Option<u64>,
+    /// Minimum grey difference counted as change, beside Otsu's level: static shots with codec
+    /// noise otherwise count noise as change.
+    pub min_difference: u8,
+    /// Hash distance (of 64 bits) at or under which a frame is a near-duplicate.
+    pub duplicate_distance: u32,
+    /// Grey standard deviation under which a frame is flat (blank).
+    pub flat_std: f64,
+}
+
+impl Default for KeyframeSpec {
+    fn default() -> Self {
+        Self { window: 25, smoothing: None, every: None, min_difference: 8, duplicate_distance: 6, flat_std: 6.0 }
+    }
+}
+
+/// What happened to one candidate frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// Frame index in the video.
+    pub index: u64,
+    /// Seconds from the start, when the video has timestamps.
+    pub seconds: Option<f64>,
+    /// Raw difference score (changed pixels).
+    pub score: f64,
+    /// `None` when kept, else why it was dropped.
+    pub dropped: Option<String>,
+    /// File written for a kept frame.
+    pub file: Option<PathBuf>,
+}
+
+/// Grey as OpenCV's BGR2GRAY (0.299 R + 0.587 G + 0.114 B), then the 3×3 Gaussian
+/// ([1, 2, 1] / 4 each way, edges replicated).
+pub fn grey_blurred(frame: &Frame) -> GrayImage {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let grey: Vec<f32> = frame
+        .data
+        .chunks_exact(3)
+        .map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
+        .collect();
+    let at = |x: usize, y: usize| grey[y * w + x];
+    let mut rows = vec![0f32; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let (l, r) = (x.saturating_sub(1), (x + 1).min(w - 1));
+            rows[y * w + x] = 0.25 * at(l, y) + 0.5 * at(x, y) + 0.25 * at(r, y);
+        }
+    }
+    GrayImage::from_fn(frame.width, frame.height, |x, y| {
+        let (x, y) = (x as usize, y as usize);
+        let (u, d) = (y.saturating_sub(1), (y + 1).min(h - 1));
+        let v = 0.25 * rows[u * w + x] + 0.5 * rows[y * w + x] + 0.25 * rows[d * w + x];
+        image::Luma([v.round() as u8])
+    })
+}
+
+/// Pixels that changed between two blurred grey frames, by Otsu's threshold on their
+/// absolute difference (floored at `min_difference`).
+pub fn changed_pixels(previous: &GrayImage, current: &GrayImage, min_difference: u8) -> u64 {
+    let diff = GrayImage::from_fn(current.width(), current.height(), |x, y| {
+        image::Luma([previous.get_pixel(x, y).0[0].abs_diff(current.get_pixel(x, y).0[0])])
+    });
+    let level = imageproc::contrast::otsu_level(&diff).max(min_difference);
+    diff.pixels().filter(|p| p.0[0] > level).count() as u64
+}
+
+/// 64-bit difference hash: a 9×8 grey thumbnail, one bit per horizontal neighbour pair.
+pub fn dhash(grey: &GrayImage) -> u64 {
+    let small = image::imageops::resize(grey, 9, 8, image::imageops::FilterType::Triangle);
+    let mut hash = 0u64;
+    for y in 0..8 {
+        for x in 0..8 {
+            hash = (hash << 1) | u64::from(small.get_pixel(x, y).0[0] > small.get_pixel(x + 1, y).0[0]);
+        }
+    }
+    hash
+}
+
+/// Why a frame is blank, if it is: nearly black, nearly white, or flat.
+pub fn blank_reason(grey: &GrayImage, flat_std: f64) -> Option<String> {
+    let n = f64::from(grey.width() * grey.height());
+    let mean = grey.pixels().map(|p| f64::from(p.0[0])).sum::<f64>() / n;
+    let std = (grey.pixels().map(|p| (f64::from(p.0[0]) - mean).powi(2)).sum::<f64>() / n).sqrt();
+    if mean < 16.0 && std < 3.0 * flat_std {
+        Some(format!("nearly black (mean grey {mean:.0})"))
+    } else if mean > 239.0 && std < 3.0 * flat_std {
+        Some(format!("nearly white (mean grey {mean:.0})"))
+    } else if std < flat_std {
+        Some(format!("flat (grey standard deviation {std:.1})"))
+    } else {
+        None
+    }
+}
+
+struct Pending {
+    frame: Frame,
+    grey: GrayImage,
+    raw: f64,
+}
+
+/// Writes a kept frame and returns its file.
+type SaveFrame<'a> = Box<dyn FnMut(&Frame) -> Result<PathBuf, DatasetError> + 'a>;
+
+/// Picks key frames from a stream of frames; `save` is called for each kept frame and
+/// returns the file it wrote.
+pub struct KeyframePicker<'a> {
+    spec: KeyframeSpec,
+    previous: Option<GrayImage>,
+    smoothed: Option<f64>,
+    ring: VecDeque<Pending>,
+    decided: usize,
+    kept_hashes: Vec<(u64, u64)>,
+    /// Every candidate's outcome, in order.
+    pub candidates: Vec<Candidate>,
+    /// Every frame's (index, raw score, smoothed score), for the plot.
+    pub curve: Vec<(u64, f64, f64)>,
+    time_base: Option<f64>,
+    save: SaveFrame<'a>,
+}
+
+impl<'a> KeyframePicker<'a> {
+    /// A picker; `time_base` converts timestamps to seconds.
+    pub fn new(
+        spec: KeyframeSpec,
+        time_base: Option<f64>,
+        save: impl FnMut(&Frame) -> Result<PathBuf, DatasetError> + 'a,
+    ) -> Self {
+        Self {
+            spec,
+            previous: None,
+            smoothed: None,
+            ring: VecDeque::new(),
+            decided: 0,
+            kept_hashes: Vec::new(),
+            candidates: Vec::new(),
+            curve: Vec::new(),
+            time_base,
+            save: Box::new(save),
+        }
+    }
+
+    /// Feeds the next frame.
+    pub fn push(&mut self, frame: Frame) -> Result<(), DatasetError> {
+        let grey = grey_blurred(&frame);
+        // The first frame counts as entirely changed: it opens the first shot.
+        let raw = match &self.previous {
+            Some(prev) if prev.dimensions() == grey.dimensions() => {
+                changed_pixels(prev, &grey, self.spec.min_difference) as f64
+            }
+            _ => f64::from(grey.width() * grey.height()),
+        };
+        let score = match (self.spec.smoothing, self.smoothed) {
+            (Some(alpha), Some(s)) => alpha * raw + (1.0 - alpha) * s,
+            _ => raw,
+        };
+        self.smoothed = Some(score);
+        self.curve.push((frame.index, raw, score));
+        self.previous = Some(grey.clone());
+        if let Some(every) = self.spec.every {
+            if frame.index % every.max(1) == 0 {
+                return self.consider(Pending { frame, grey, raw });
+            }
+            return Ok(());
+        }
+        self.ring.push_back(Pending { frame, grey, raw });
+        self.decide(false)
+    }
+
+    /// Decides on the frames still waiting for their window to fill (call at the end).
+    pub fn finish(&mut self) -> Result<(), DatasetError> {
+        self.decide(true)
+    }
+
+    /// Decides every waiting frame whose window is complete (all of them at the end). A
+    /// frame is a peak when no earlier frame in its window scores as high and no later one
+    /// higher (so of equal peaks the first wins).
+    fn decide(&mut self, at_end: bool) -> Result<(), DatasetError> {
+        let half = self.spec.window / 2;
+        while !self.ring.is_empty() {
+            let i = self.decided;
+            let last = self.curve.len() - 1;
+            if !at_end && last < i + half {
+                break;
+            }
+            let c = self.curve[i].2;
+            let earlier = self.curve[i.saturating_sub(half)..i].iter().all(|p| p.2 < c);
+            let later = self.curve[i + 1..=(i + half).min(last)].iter().all(|p| p.2 <= c);
+            let pending = self.ring.pop_front().expect("not empty");
+            self.decided += 1;
+            if earlier && later && c > 0.0 {
+                self.consider(pending)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn consider(&mut self, p: Pending) -> Result<(), DatasetError> {
+        let seconds = p.frame.pts.zip(self.time_base).map(|(pts, tb)| pts as f64 * tb);
+        let mut candidate = Candidate { index: p.frame.index, seconds, score: p.raw, dropped: None, file: None };
+        if let Some(reason) = blank_reason(&p.grey, self.spec.flat_std) {
+            candidate.dropped = Some(reason);
+        } else {
+            let hash = dhash(&p.grey);
+            if let Some((other, _)) =
+                self.kept_hashes.iter().find(|(_, h)| (h ^ hash).count_ones() <= self.spec.duplicate_distance)
+            {
+                candidate.dropped = Some(format!("near-duplicate of frame {other}"));
+            } else {
+                self.kept_hashes.push((p.frame.index, hash));
+                candidate.file = Some((self.save)(&p.frame)?);
+            }
+        }
+        self.candidates.push(candidate);
+        Ok(())
+    }
+}
+
+/// Outcome of one video.
+#[derive(Debug, Clone)]
+pub struct VideoKeyframes {
+    /// The video.
+    pub source: PathBuf,
+    /// Frames decoded.
+    pub frames: u64,
+    /// Every candidate and its outcome.
+    pub candidates: Vec<Candidate>,
+    /// (index, raw score, smoothed score) of every frame.
+    pub curve: Vec<(u64, f64, f64)>,
+}
+
+impl VideoKeyframes {
+    /// Manifest rows: source, frame, seconds, score, z-score, status, file.
+    pub fn manifest_rows(&self) -> Vec<String> {
+        let n = self.curve.len().max(1) as f64;
+        let mean = self.curve.iter().map(|c| c.2).sum::<f64>() / n;
+        let std = (self.curve.iter().map(|c| (c.2 - mean).powi(2)).sum::<f64>() / n).sqrt().max(1e-9);
+        self.candidates
+            .iter()
+            .map(|c| {
+                let z = (self.curve.iter().find(|p| p.0 == c.index).map_or(0.0, |p| p.2) - mean) / std;
+                format!(
+                    "{},{},{},{},{z:.3},{},{}",
+                    self.source.display(),
+                    c.index,
+                    c.seconds.map(|s| format!("{s:.3}")).unwrap_or_default(),
+                    c.score,
+                    c.dropped.as_deref().map_or("kept".to_string(), |r| format!("\"dropped: {r}\"")),
+                    c.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Draws the difference curve (z-normalised) with kept frames in red and dropped ones in
+    /// grey, as the original tool showed it.
+    pub fn plot(&self, path: &std::path::Path) -> Result<(), DatasetError> {
+        use plotters::prelude::*;
+        crate::train::metrics::register_font();
+        let n = self.curve.len().max(1) as f64;
+        let mean = self.curve.iter().map(|c| c.2).sum::<f64>() / n;
+        let std = (self.curve.iter().map(|c| (c.2 - mean).powi(2)).sum::<f64>() / n).sqrt().max(1e-9);
+        let z: Vec<(f64, f64)> = self.curve.iter().map(|c| (c.0 as f64, (c.2 - mean) / std)).collect();
+        let (lo, hi) = z.iter().fold((0.0f64, 1.0f64), |(l, h), p| (l.min(p.1), h.max(p.1)));
+        let (w, h) = (1200u32, 400u32);
+        let mut buffer = vec![255u8; (w * h * 3) as usize];
+        let draw = |e: &dyn std::fmt::Display| DatasetError::Invalid(format!("drawing {}: {e}", path.display()));
+        {
+            let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| draw(&e))?;
+            let title = format!(
+                "{}: frame differences (z), kept frames in red",
+                self.source.file_name().unwrap_or_default().to_string_lossy()
+            );
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 20))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0.0..(n.max(2.0) - 1.0), (lo - 0.2)..(hi + 0.5))
+                .map_err(|e| draw(&e))?;
+            chart.configure_mesh().x_desc("frame").y_desc("z-score").draw().map_err(|e| draw(&e))?;
+            chart.draw_series(LineSeries::new(z.iter().copied(), BLUE.stroke_width(1))).map_err(|e| draw(&e))?;
+            let at = |index: u64| z.iter().find(|p| p.0 as u64 == index).copied().unwrap_or((index as f64, 0.0));
+            chart
+                .draw_series(
+                    self.candidates
+                        .iter()
+                        .filter(|c| c.dropped.is_none())
+                        .map(|c| Circle::new(at(c.index), 5, RED.filled())),
+                )
+                .map_err(|e| draw(&e))?;
+            chart
+                .draw_series(
+                    self.candidates
+                        .iter()
+                        .filter(|c| c.dropped.is_some())
+                        .map(|c| Cross::new(at(c.index), 5, BLACK.mix(0.5))),
+                )
+                .map_err(|e| draw(&e))?;
+            root.present().map_err(|e| draw(&e))?;
+        }
+        image::save_buffer(path, &buffer, w, h, image::ExtendedColorType::Rgb8)
+            .map_err(|source| crate::io::image::ImageError::Codec { path: path.into(), source })?;
+        Ok(())
+    }
+}
+
+/// Decodes a video once (decoding on its own thread) and writes its key frames into `out`
+/// as `STEM_FRAME.png`; frames already there are kept (a re-run resumes).
+#[cfg(feature = "video")]
+pub fn extract(
+    video: &std::path::Path,
+    out: &std::path::Path,
+    spec: &KeyframeSpec,
+) -> Result<VideoKeyframes, crate::Error> {
+    use crate::frame::{FramePool, FrameSource, Item};
+    let mut source = crate::io::video::VideoSource::open(video, false)?;
+    let tb = source.format().time_base;
+    let time_base = (tb.denominator() != 0).then(|| f64::from(tb.numerator()) / f64::from(tb.denominator()));
+    let stem = video.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
+    std::fs::create_dir_all(out).map_err(|source| DatasetError::Io { path: out.into(), source })?;
+    let save = |frame: &Frame| -> Result<PathBuf, DatasetError> {
+        let path = out.join(format!("{stem}_{:06}.png", frame.index));
+        if !path.exists() {
+            let pending =
+                crate::output::PendingFile::new(&path, true).map_err(|e| DatasetError::Invalid(e.to_string()))?;
+            crate::io::image::write_image(frame, pending.temp_path())?;
+            pending.commit().map_err(|e| DatasetError::Invalid(e.to_string()))?;
+        }
+        Ok(path)
+    };
+    let mut picker = KeyframePicker::new(spec.clone(), time_base, save);
+    let pool = FramePool::new(8);
+    let (tx, rx) = crossbeam_channel::bounded::<Result<Frame, crate::Error>>(4);
+    let mut frames = 0u64;
+    std::thread::scope(|scope| -> Result<(), crate::Error> {
+        let decoder_pool = pool.clone();
+        scope.spawn(move || loop {
+            let item = match source.next_item(&decoder_pool) {
+                Ok(Some(Item::Frame(f))) => Ok(f),
+                Ok(Some(Item::Passthrough(_))) => continue,
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            if tx.send(item).is_err() || failed {
+                break;
+            }
+        });
+        for frame in rx {
+            let frame = frame?;
+            frames += 1;
+            picker.push(frame)?;
+        }
+        picker.finish()?;
+        Ok(())
+    })?;
+    Ok(VideoKeyframes { source: video.into(), frames, candidates: picker.candidates, curve: picker.curve })
+}
+
+/// The header of keyframe manifests.
+pub const MANIFEST_HEADER: &str = "source,frame,seconds,score,zscore,status,file";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(value: u8, index: u64) -> Frame {
+        Frame { width: 32, height: 24, data: vec![value; 32 * 24 * 3], pts: Some(index as i64), index }
+    }
+
+    fn textured(seed: u32, index: u64) -> Frame {
+        let data = (0..32 * 24 * 3u32).map(|i| ((i / 3 % 32) * (seed + 3) * 7 + (i / 96) * 11 * seed) as u8).collect();
+        Frame { width: 32, height: 24, data, pts: Some(index as i64), index }
+    }
+
+    #[test]
+    fn peaks_are_the_cuts_and_repeats_and_blanks_are_dropped() {
+        // Shots: A (0–29), B (30–59), black (60–89), A again (90–119).
+        let mut frames = Vec::new();
+        for i in 0..120u64 {
+            frames.push(match i / 30 {
+                0 | 3 => textured(1, i),
+                1 => textured(5, i),
+                _ => flat(2, i),
+            });
+        }
+        let mut saved = Vec::new();
+        let spec = KeyframeSpec { window: 9, ..Default::default() };
+        let mut picker = KeyframePicker::new(spec, Some(1.0), |f: &Frame| {
+            saved.push(f.index);
+            Ok(PathBuf::from(format!("{}.png", f.index)))
+        });
+        for f in frames {
+            picker.push(f).unwrap();
+        }
+        picker.finish().unwrap();
+        let outcome: Vec<(u64, Option<String>)> =
+            picker.candidates.iter().map(|c| (c.index, c.dropped.clone())).collect();
+        drop(picker);
+        assert_eq!(saved, [0, 30]);
+        assert_eq!(outcome.len(), 4, "{outcome:?}");
+        assert!(outcome[2].0 == 60 && outcome[2].1.as_deref().unwrap().starts_with("nearly black"), "{outcome:?}");
+        assert!(outcome[3].0 == 90 && outcome[3].1.as_deref() == Some("near-duplicate of frame 0"), "{outcome:?}");
+    }
+
+    #[test]
+    fn every_nth_mode() {
+        let mut kept = Vec::new();
+        let spec = KeyframeSpec { every: Some(10), duplicate_distance: 0, ..Default::default() };
+        let mut picker = KeyframePicker::new(spec, None, |f: &Frame| {
+            kept.push(f.index);
+            Ok(PathBuf::new())
+        });
+        for i in 0..25 {
+            picker.push(textured(i as u32 + 1, i)).unwrap();
+        }
+        picker.finish().unwrap();
+        drop(picker);
+        assert_eq!(kept, [0, 10, 20]);
+    }
+
+    #[test]
+    fn blur_and_difference_by_hand() {
+        // A single bright pixel spreads as [1, 2, 1]ᵀ[1, 2, 1] / 16.
+        let mut frame = flat(0, 0);
+        let o = (10 * 32 + 10) * 3;
+        frame.data[o..o + 3].copy_from_slice(&[160, 160, 160]);
+        let g = grey_blurred(&frame);
+        assert_eq!(g.get_pixel(10, 10).0[0], 40);
+        assert_eq!(g.get_pixel(11, 10).0[0], 20);
+        assert_eq!(g.get_pixel(11, 11).0[0], 10);
+        // Otsu's level falls at 10: the centre and its four 20s are above it, the corners not.
+        assert_eq!(imageproc::contrast::otsu_level(&g), 10);
+        assert_eq!(changed_pixels(&grey_blurred(&flat(0, 0)), &g, 8), 5);
+    }
+}

@@ -1,0 +1,224 @@
+//! `japanim dataset …` on images the tests make: the layout training reads, the split by
+//! source, resuming, and bad inputs.
+
+mod common;
+
+use common::*;
+
+fn frames(dir: &std::path::Path, n: u32, w: u32, h: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 3 + i * 20) as u8, (y * 5) as u8, ((x + y) / 2) as u8])
+        });
+        img.save(dir.join(format!("f{i:02}.png"))).unwrap();
+    }
+}
+
+#[test]
+fn build_writes_the_training_layout_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (photos, anime, out) = (dir.path().join("photos"), dir.path().join("anime"), dir.path().join("set"));
+    frames(&photos, 10, 192, 108);
+    frames(&anime, 10, 80, 80);
+    image::RgbImage::new(20, 20).save(anime.join("tiny.png")).unwrap(); // smaller than the crop
+    let before = listing(&photos);
+    let build = || {
+        let mut cmd = japanim();
+        cmd.env("RUST_LOG", "info")
+            .args(["dataset", "build", "--photos"])
+            .arg(&photos)
+            .arg("--anime")
+            .arg(&anime)
+            .arg("-o")
+            .arg(&out);
+        cmd.args([
+            "--size",
+            "64",
+            "--per-image",
+            "6",
+            "--photo-scales",
+            "1,0.6",
+            "--val-fraction",
+            "0.3",
+            "--seed",
+            "4",
+        ]);
+        run(&mut cmd)
+    };
+    let out1 = build();
+    assert!(out1.status.success(), "{}", stderr(&out1));
+
+    let count = |sub: &str| std::fs::read_dir(out.join(sub)).unwrap().count();
+    let (pt, pv) = (count("photo/train"), count("photo/val"));
+    assert_eq!(pt + pv, 10 * 12, "six crops at two scales of each photo");
+    assert!(pv > 0 && pt > 0, "both sides of the split are used: {pt} / {pv}");
+    assert_eq!(count("anime/train") + count("anime/val"), 10 * 6);
+    assert_eq!(
+        listing(&out.join("anime/train")),
+        listing(&out.join("anime_smooth/train")),
+        "smoothed copies pair by name"
+    );
+    // The split is by source image: no photo has crops on both sides.
+    let stems = |sub: &str| -> std::collections::BTreeSet<String> {
+        listing(&out.join(sub)).iter().map(|n| n.split("_s").next().unwrap().to_string()).collect()
+    };
+    assert!(stems("photo/train").is_disjoint(&stems("photo/val")));
+    let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+    assert!(
+        manifest.contains(
+            "tiny.png,train,0,\"skipped scale 1: 20x20 (after scaling by 1) is smaller than the 64x64 crop\""
+        ) || manifest.contains("tiny.png,val,0,\"skipped"),
+        "{manifest}"
+    );
+    let record = std::fs::read_to_string(out.join("dataset.toml")).unwrap();
+    assert!(record.contains("skipped = 1") && record.contains("val_fraction = 0.3"), "{record}");
+    assert_eq!(listing(&photos), before, "sources untouched");
+
+    // Crops are deterministic: a second run finds them all and rewrites nothing.
+    let crop = out.join("photo/train").join(&listing(&out.join("photo/train"))[0]);
+    let modified = std::fs::metadata(&crop).unwrap().modified().unwrap();
+    let out2 = build();
+    assert!(out2.status.success());
+    assert!(stderr(&out2).contains(&format!("{} crops reused", 10 * 12 + 10 * 6)), "{}", stderr(&out2));
+    assert_eq!(std::fs::metadata(&crop).unwrap().modified().unwrap(), modified);
+}
+
+#[test]
+fn bad_inputs_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (photos, anime) = (dir.path().join("photos"), dir.path().join("anime"));
+    frames(&photos, 2, 100, 100);
+    std::fs::create_dir_all(&anime).unwrap();
+    let out = run(japanim()
+        .args(["dataset", "build", "--photos"])
+        .arg(&photos)
+        .arg("--anime")
+        .arg(&anime)
+        .arg("-o")
+        .arg(dir.path().join("set")));
+    assert_one_line_error(&out, "contains no images");
+    frames(&anime, 2, 100, 100);
+    let out = run(japanim()
+        .args(["dataset", "build", "--photos"])
+        .arg(&photos)
+        .arg("--anime")
+        .arg(&anime)
+        .arg("-o")
+        .arg(photos.join("set")));
+    assert_one_line_error(&out, "overlaps source");
+    let out = run(japanim().args(["dataset", "crop"]).arg(&photos).arg("-o").arg(photos.join("crops")));
+    assert_one_line_error(&out, "is inside the input");
+    assert_eq!(listing(&photos), ["f00.png", "f01.png"], "nothing written into the source");
+}
+
+#[test]
+fn crop_and_smooth_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    frames(&src, 2, 300, 200);
+    let crops = dir.path().join("crops");
+    let out = run(japanim().args(["dataset", "crop"]).arg(&src).arg("-o").arg(&crops).args([
+        "--size",
+        "96",
+        "--per-image",
+        "3",
+        "--seed",
+        "1",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(listing(&crops).len(), 6);
+    assert_eq!(image::open(crops.join("f00_0.png")).unwrap().width(), 96);
+    let smooth = dir.path().join("smooth");
+    let out = run(japanim().args(["dataset", "smooth"]).arg(&crops).arg("-o").arg(&smooth));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(listing(&smooth), listing(&crops));
+}
+
+/// A video of four static shots of 40 frames each: A, B, black, A again (cuts at 40, 80, 120).
+#[cfg(feature = "video")]
+fn shots_video(dir: &std::path::Path) -> std::path::PathBuf {
+    let pattern = |seed: u32| {
+        image::RgbImage::from_fn(160, 120, move |x, y| {
+            image::Rgb([((x * seed) % 256) as u8, ((y * 3 + x * seed / 2) % 256) as u8, ((x ^ y) * seed % 256) as u8])
+        })
+    };
+    pattern(3).save(dir.join("a.png")).unwrap();
+    pattern(7).save(dir.join("b.png")).unwrap();
+    image::RgbImage::new(160, 120).save(dir.join("black.png")).unwrap();
+    let video = dir.join("shots.mp4");
+    let mut args: Vec<String> = Vec::new();
+    for name in ["a", "b", "black", "a"] {
+        args.extend(["-loop", "1", "-framerate", "25", "-t", "1.6", "-i"].map(String::from));
+        args.push(dir.join(format!("{name}.png")).to_str().unwrap().to_string());
+    }
+    args.extend(
+        ["-filter_complex", "[0][1][2][3]concat=n=4:v=1:a=0,format=yuv420p", "-c:v", "libx264", "-crf", "18"]
+            .map(String::from),
+    );
+    args.push(video.to_str().unwrap().to_string());
+    ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    video
+}
+
+#[cfg(feature = "video")]
+#[test]
+fn keyframes_finds_the_cuts_and_drops_repeats_and_black() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = shots_video(dir.path());
+    let out = dir.path().join("frames");
+    let bad = dir.path().join("broken.mp4");
+    std::fs::write(&bad, b"not a video at all").unwrap();
+    let result = run(japanim()
+        .args(["dataset", "keyframes"])
+        .arg(&video)
+        .arg(&bad)
+        .arg("-o")
+        .arg(&out)
+        .args(["--window", "25", "--plot"]));
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(listing(&out), ["manifest.csv", "shots_000000.png", "shots_000040.png", "shots_curve.png"]);
+    let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+    let rows: Vec<&str> = manifest.lines().collect();
+    assert_eq!(rows[0], "source,frame,seconds,score,zscore,status,file");
+    let status = |frame: u64| -> String {
+        rows.iter()
+            .find(|r| r.split(',').nth(1) == Some(&frame.to_string()))
+            .map(|r| r.split(',').nth(5).unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(status(0), "kept");
+    assert_eq!(status(40), "kept");
+    assert!(status(80).contains("dropped: nearly black"), "{manifest}");
+    assert!(status(120).contains("dropped: near-duplicate of frame 0"), "{manifest}");
+    assert!(rows.iter().any(|r| r.contains("broken.mp4") && r.contains("skipped:")), "{manifest}");
+    assert_eq!(rows.len(), 6, "four candidates and one skipped video: {manifest}");
+    let frame = image::open(out.join("shots_000040.png")).unwrap();
+    assert_eq!((frame.width(), frame.height()), (160, 120));
+}
+
+#[cfg(feature = "video")]
+#[test]
+fn build_takes_video_sources_and_splits_them_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = shots_video(dir.path());
+    let anime = dir.path().join("anime");
+    frames(&anime, 3, 80, 80);
+    let out = dir.path().join("set");
+    let result = run(japanim()
+        .args(["dataset", "build", "--photos"])
+        .arg(&video)
+        .arg("--anime")
+        .arg(&anime)
+        .arg("-o")
+        .arg(&out)
+        .args(["--size", "64", "--per-image", "2"]));
+    assert!(result.status.success(), "{}", stderr(&result));
+    let photo_crops = listing(&out.join("photo/train")).len() + listing(&out.join("photo/val")).len();
+    assert_eq!(photo_crops, 4, "two key frames, two crops each");
+    assert!(
+        listing(&out.join("photo/train")).is_empty() || listing(&out.join("photo/val")).is_empty(),
+        "one video lands on one side"
+    );
+    assert_eq!(listing(&out.join("keyframes/photo/shots")).len(), 3, "two frames and their manifest");
+}
