@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 use japanim::config::{EncoderSettings, PipelineFile};
 use japanim::device::{self, DeviceChoice, PrecisionChoice};
+use japanim::engine::tiles::align4;
 use japanim::engine::Engine;
 use japanim::frame::Frame;
 use japanim::io::raw::RawKind;
@@ -81,6 +82,7 @@ fn stylize(args: StylizeArgs, progress: bool) -> Result<()> {
         None => PipelineFile::default(),
     };
     let section = pipeline.stylize;
+    let tiles = tile_request(&args.tiles, &section)?;
     let encoder_section = section.encoder.unwrap_or_default();
     let defaults = EncoderSettings::default();
     let model = match args.model.or(section.model) {
@@ -102,6 +104,7 @@ fn stylize(args: StylizeArgs, progress: bool) -> Result<()> {
             crf: args.crf.or(encoder_section.crf).or(defaults.crf),
             preset: args.preset.or(encoder_section.preset).or(defaults.preset),
         },
+        tiles,
         raw_size: args.size,
         raw_fps: args.fps,
         raw_output: args.output_format.map(|f| match f {
@@ -320,6 +323,29 @@ fn export(args: ExportArgs) -> Result<()> {
     Ok(())
 }
 
+/// Tiling from flags over the pipeline file; `None` for whole frames.
+fn tile_request(
+    flags: &crate::cli::TileOptions,
+    section: &japanim::config::StylizeSection,
+) -> Result<Option<japanim::stylize::TileRequest>> {
+    let max_tile = flags.tile.or(section.tile).unwrap_or(0);
+    if max_tile == 0 {
+        return Ok(None);
+    }
+    let norm = match (flags.tile_norm, &section.tile_norm) {
+        (Some(n), _) => n,
+        (None, Some(text)) => text.parse().map_err(anyhow::Error::msg)?,
+        (None, None) => japanim::engine::tiled::NormStrategy::Temporal,
+    };
+    Ok(Some(japanim::stylize::TileRequest {
+        max_tile,
+        halo: flags.halo.or(section.halo),
+        feather: flags.feather.or(section.feather).unwrap_or(8),
+        batch: flags.tile_batch.or(section.tile_batch).unwrap_or(4),
+        norm,
+    }))
+}
+
 /// `model init`: an untrained generator, clearly marked so.
 fn model_init(args: ModelInitArgs) -> Result<()> {
     let config = GeneratorConfig { base_channels: args.base_channels, residual_blocks: args.residual_blocks };
@@ -393,56 +419,140 @@ fn eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// `bench`: generator throughput on synthetic frames.
+/// Peak resident memory of this process (Linux), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// `bench`: generator (or tiled engine) throughput, and optionally tiled-vs-whole accuracy.
 fn bench(args: BenchArgs) -> Result<()> {
     if args.batch == 0 || args.frames == 0 {
         bail!("--batch and --frames must be at least 1");
     }
     let (device, kind) = device::resolve(args.device, args.precision)?;
-    let model = match &args.model {
-        Some(path) => StyleModel::load(path, device, kind)?,
+    let temp = std::env::temp_dir().join(format!("japanim-bench-{}.safetensors", std::process::id()));
+    let path = match &args.model {
+        Some(path) => path.clone(),
         None => {
             let config = GeneratorConfig { base_channels: args.base_channels, residual_blocks: args.residual_blocks };
-            let path = std::env::temp_dir().join(format!("japanim-bench-{}.safetensors", std::process::id()));
-            StyleModel::init(config, 0, "bench").save(StoredPrecision::F32, &path)?;
-            let model = StyleModel::load(&path, device, kind);
-            let _ = std::fs::remove_file(&path);
-            model?
+            StyleModel::init(config, 0, "bench").save(StoredPrecision::F32, &temp)?;
+            temp.clone()
         }
     };
-    let config = model.info().config;
+    let result = bench_with(&args, &path, device, kind);
+    let _ = std::fs::remove_file(&temp);
+    result
+}
+
+fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kind: tch::Kind) -> Result<()> {
+    let load = || StyleModel::load(path, device, kind);
+    let config = load()?.info().config;
     let (w, h) = args.size;
-    let frames: Vec<Frame> = (0..args.batch)
-        .map(|i| Frame {
+    let sources: Vec<Frame> = if args.image.is_empty() {
+        vec![Frame {
             width: w,
             height: h,
-            data: (0..Frame::byte_len(w, h)).map(|j| ((j * 7 + i * 13) % 251) as u8).collect(),
+            data: (0..Frame::byte_len(w, h)).map(|j| ((j * 7) % 251) as u8).collect(),
             pts: None,
-            index: i as u64,
+            index: 0,
+        }]
+    } else {
+        args.image
+            .iter()
+            .map(|p| {
+                let f = japanim::io::image::read_image(p)?;
+                let img = image::RgbImage::from_raw(f.width, f.height, f.data).expect("sizes match");
+                let img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+                Ok(Frame { width: w, height: h, data: img.into_raw(), pts: None, index: 0 })
+            })
+            .collect::<Result<_>>()?
+    };
+    let tiles = tile_request(&args.tiles, &japanim::config::StylizeSection::default())?
+        .map(|t| t.settings(config.residual_blocks));
+    let make_engine = || -> Result<Engine> {
+        Ok(match tiles {
+            Some(t) => Engine::with_tiles(load()?, t),
+            None => Engine::new(load()?),
         })
-        .collect();
-    let inputs: Vec<&Frame> = frames.iter().collect();
+    };
+    let frames: Vec<&Frame> = (0..args.batch).map(|i| &sources[i % sources.len()]).collect();
     let mut outputs = vec![Vec::new(); args.batch];
-    let mut engine = Engine::new(model);
+    let mut engine = make_engine()?;
     let calls = args.frames.div_ceil(args.batch);
     let seconds = tch::no_grad(|| -> Result<f64> {
-        engine.stylize(&inputs, &mut outputs)?; // warm-up (cuDNN picks its algorithms)
+        engine.stylize(&frames, &mut outputs)?; // warm-up (cuDNN picks its algorithms)
         let start = std::time::Instant::now();
         for _ in 0..calls {
-            engine.stylize(&inputs, &mut outputs)?;
+            engine.stylize(&frames, &mut outputs)?;
+        }
+        if let tch::Device::Cuda(n) = device {
+            tch::Cuda::synchronize(n as i64);
         }
         Ok(start.elapsed().as_secs_f64())
     })?;
-    let timed = (calls * args.batch) as f64;
-    let fps = timed / seconds;
+    let fps = (calls * args.batch) as f64 / seconds;
     let tflops = 2.0 * config.macs_per_pixel() * f64::from(w) * f64::from(h) * fps / 1e12;
+    let how = match tiles {
+        Some(t) => {
+            let plan = japanim::engine::tiles::TilePlan::new(align4(w).max(8), align4(h).max(8), t.max_tile, t.halo)
+                .map_err(anyhow::Error::msg)?;
+            format!(
+                "tiles ≤{} px ({} of {}x{}, halo {}, {:.2}x pixels), {:?}",
+                t.max_tile,
+                plan.tiles.len(),
+                plan.width,
+                plan.height,
+                t.halo,
+                plan.overhead(align4(w).max(8), align4(h).max(8)),
+                t.norm
+            )
+        }
+        None => "whole frames".to_string(),
+    };
     println!(
-        "generator {}ch/{}res, {w}x{h}, batch {}, {device:?} {kind:?}: {fps:.3} frames/s ({:.3} s/frame), {tflops:.3} TFLOP/s",
+        "generator {}ch/{}res, {w}x{h}, batch {}, {how}, {device:?} {kind:?}: {fps:.3} frames/s ({:.3} s/frame), {tflops:.3} TFLOP/s useful, peak host memory {:.0} MiB",
         config.base_channels,
         config.residual_blocks,
         args.batch,
-        1.0 / fps
+        1.0 / fps,
+        peak_rss_mib().unwrap_or(f64::NAN)
     );
+    if args.compare {
+        let Some(t) = tiles else { bail!("--compare needs --tile") };
+        let plan = japanim::engine::tiles::TilePlan::new(align4(w).max(8), align4(h).max(8), t.max_tile, t.halo)
+            .map_err(anyhow::Error::msg)?;
+        let mut whole = Engine::new(load()?);
+        let (mut first_psnr, mut second_psnr, mut seams, mut whole_seams) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for frame in &sources {
+            let mut reference = vec![Vec::new()];
+            let mut tiled_out = vec![Vec::new()];
+            let mut tiled = Engine::with_tiles(load()?, t);
+            tch::no_grad(|| -> Result<()> {
+                whole.stylize(&[frame], &mut reference)?;
+                tiled.stylize(&[frame], &mut tiled_out)?;
+                first_psnr.push(japanim::engine::tiles::psnr(&tiled_out[0], &reference[0]));
+                seams.push(japanim::engine::tiles::seam_ratio(&tiled_out[0], w, h, &plan));
+                whole_seams.push(japanim::engine::tiles::seam_ratio(&reference[0], w, h, &plan));
+                tiled.stylize(&[frame], &mut tiled_out)?; // the same frame again: temporal statistics settle
+                second_psnr.push(japanim::engine::tiles::psnr(&tiled_out[0], &reference[0]));
+                Ok(())
+            })?;
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "tiled vs whole frame over {} image(s): PSNR {:.2} dB (min {:.2}), on a repeat {:.2} dB; seam ratio {:.3} (whole frame at the same lines {:.3})",
+            sources.len(),
+            mean(&first_psnr),
+            first_psnr.iter().copied().fold(f64::INFINITY, f64::min),
+            mean(&second_psnr),
+            mean(&seams),
+            mean(&whole_seams)
+        );
+    }
     Ok(())
 }
 

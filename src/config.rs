@@ -19,6 +19,16 @@ pub struct StylizeSection {
     pub precision: Option<PrecisionChoice>,
     /// Frames per generator call.
     pub batch: Option<usize>,
+    /// Tile side (0: whole frames).
+    pub tile: Option<u32>,
+    /// Tile halo.
+    pub halo: Option<u32>,
+    /// Blend width at tile boundaries.
+    pub feather: Option<u32>,
+    /// Tile normalisation: temporal, downscaled:N, refine:N or tile.
+    pub tile_norm: Option<String>,
+    /// Tiles per generator call.
+    pub tile_batch: Option<usize>,
     /// Video encoder settings.
     pub encoder: Option<EncoderSection>,
 }

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::config::EncoderSettings;
 use crate::device::{self, DeviceChoice, PrecisionChoice};
+use crate::engine::tiled::{NormStrategy, TileSettings};
+use crate::engine::tiles::{align4, receptive_radius, TilePlan};
 use crate::engine::Engine;
 use crate::frame::FrameSink;
 use crate::io::colour::{Chroma, Range};
@@ -36,6 +38,9 @@ pub struct StylizeJob {
     pub batch: usize,
     /// Video encoder settings.
     pub encoder: EncoderSettings,
+    /// Tiled inference: (max tile, halo or the model's receptive radius, feather, tiles per
+    /// call, normalisation); `None` runs whole frames.
+    pub tiles: Option<TileRequest>,
     /// Size of rgb24 frames on stdin.
     pub raw_size: Option<(u32, u32)>,
     /// Frame rate of raw frames on stdin, for encoding.
@@ -46,6 +51,35 @@ pub struct StylizeJob {
     pub overwrite: bool,
     /// Show progress.
     pub progress: bool,
+}
+
+/// Tiling as asked for, before the model's receptive field fills in the halo.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TileRequest {
+    /// Largest tile side.
+    pub max_tile: u32,
+    /// Halo; `None` for the model's receptive-field radius.
+    pub halo: Option<u32>,
+    /// Blend width.
+    pub feather: u32,
+    /// Tiles per generator call.
+    pub batch: usize,
+    /// Normalisation strategy.
+    pub norm: NormStrategy,
+}
+
+impl TileRequest {
+    /// The engine settings for a model with `residual_blocks`.
+    pub fn settings(&self, residual_blocks: i64) -> TileSettings {
+        let halo = self.halo.unwrap_or_else(|| receptive_radius(residual_blocks));
+        TileSettings {
+            max_tile: self.max_tile,
+            halo,
+            feather: self.feather.min(halo),
+            batch: self.batch.max(1),
+            norm: self.norm,
+        }
+    }
 }
 
 /// What a finished job did.
@@ -107,7 +141,19 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
             job.model.display()
         );
     }
-    Ok(Engine::new(model))
+    let Some(request) = &job.tiles else { return Ok(Engine::new(model)) };
+    let settings = request.settings(info.config.residual_blocks);
+    let side = align4(settings.max_tile.max(8));
+    TilePlan::new(side, side, settings.max_tile, settings.halo)
+        .map_err(|e| invalid(format!("--tile {}: {e}", settings.max_tile)))?;
+    tracing::info!(
+        "tiles of at most {} px, halo {}, feather {}, {:?} normalisation",
+        settings.max_tile,
+        settings.halo,
+        settings.feather,
+        settings.norm
+    );
+    Ok(Engine::with_tiles(model, settings))
 }
 
 fn require_image_output(job: &StylizeJob) -> Result<(), Error> {

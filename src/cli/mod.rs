@@ -101,6 +101,8 @@ pub struct StylizeArgs {
     /// Encoder preset (x264: ultrafast … veryslow).
     #[arg(long)]
     pub preset: Option<String>,
+    #[command(flatten)]
+    pub tiles: TileOptions,
     /// Size of rgb24 frames on stdin, WIDTHxHEIGHT.
     #[arg(long, value_parser = parse_size)]
     pub size: Option<(u32, u32)>,
@@ -197,6 +199,14 @@ pub struct BenchArgs {
     /// Number format on the device.
     #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
     pub precision: PrecisionChoice,
+    #[command(flatten)]
+    pub tiles: TileOptions,
+    /// Real images to run instead of synthetic frames (scaled to --size).
+    #[arg(long, num_args = 1..)]
+    pub image: Vec<PathBuf>,
+    /// Also run whole frames and report the tiled output's PSNR and seam ratio against them.
+    #[arg(long)]
+    pub compare: bool,
 }
 
 /// `japanim train`.
@@ -380,4 +390,26 @@ impl KeyframeOptions {
             ..Default::default()
         }
     }
+}
+
+/// Tiled inference, shared by `stylize` and `bench`.
+#[derive(Debug, Args, Clone)]
+pub struct TileOptions {
+    /// Cut frames whose padded size exceeds N px into tiles of at most N px (0: whole frames).
+    #[arg(long)]
+    pub tile: Option<u32>,
+    /// Context around each tile's core [default: the model's receptive-field radius].
+    #[arg(long)]
+    pub halo: Option<u32>,
+    /// Cosine blend on each side of a tile boundary, px.
+    #[arg(long)]
+    pub feather: Option<u32>,
+    /// How tiles are normalised: temporal (previous frame's statistics), downscaled:N (a
+    /// small whole-frame pass, then N measuring passes), refine:N (N measuring passes), or
+    /// tile (each tile its own; seams).
+    #[arg(long)]
+    pub tile_norm: Option<japanim::engine::tiled::NormStrategy>,
+    /// Tiles per generator call.
+    #[arg(long)]
+    pub tile_batch: Option<usize>,
 }

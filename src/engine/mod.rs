@@ -1,6 +1,9 @@
 //! Frames in, stylized frames out: u8 ↔ tensor conversion on the device, padding to the
 //! generator's size grid, batching. Knows tensors and frames, not files or containers.
 
+pub mod tiled;
+pub mod tiles;
+
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::frame::Frame;
@@ -40,16 +43,22 @@ fn pad_to_grid(x: &Tensor, height: i64, width: i64) -> Result<Tensor, TchError> 
     }
 }
 
-/// Runs a model over frames.
+/// Runs a model over frames, whole or in tiles.
 pub struct Engine {
     model: StyleModel,
     staging: Vec<u8>,
+    tiled: Option<tiled::TiledRunner>,
 }
 
 impl Engine {
-    /// An engine for a loaded model.
+    /// An engine that runs whole frames.
     pub fn new(model: StyleModel) -> Self {
-        Self { model, staging: Vec::new() }
+        Self { model, staging: Vec::new(), tiled: None }
+    }
+
+    /// An engine that cuts frames larger than `settings.max_tile` into tiles.
+    pub fn with_tiles(model: StyleModel, settings: tiled::TileSettings) -> Self {
+        Self { model, staging: Vec::new(), tiled: Some(tiled::TiledRunner::new(settings)) }
     }
 
     /// The model.
@@ -83,7 +92,15 @@ impl Engine {
             .f_to_kind(kind)?
             .f_mul_scalar(1.0 / 127.5)?
             .f_sub_scalar(1.0)?;
-        let y = self.model.generator().forward(&pad_to_grid(&x, hi, wi)?)?;
+        let x = pad_to_grid(&x, hi, wi)?;
+        let (_, _, hp, wp) = x.size4()?;
+        let y = match &mut self.tiled {
+            Some(runner) if hp.max(wp) > i64::from(runner.settings().max_tile) => {
+                let frames = (0..n).map(|i| x.f_narrow(0, i, 1)).collect::<Result<Vec<_>, _>>()?;
+                Tensor::f_cat(&runner.run(self.model.generator(), &frames)?, 0)?
+            }
+            _ => self.model.generator().forward(&x)?,
+        };
         let y = y
             .f_narrow(2, 0, hi)?
             .f_narrow(3, 0, wi)?

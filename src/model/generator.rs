@@ -114,9 +114,17 @@ impl InstanceNorm {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        x.f_instance_norm(Some(&self.weight), Some(&self.bias), None::<&Tensor>, None::<&Tensor>, true, 0.0, 1e-5, true)
+        own_instance_norm(x, &self.weight, &self.bias)
     }
 }
+
+/// Standard instance normalisation: each image with its own statistics.
+pub fn own_instance_norm(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, TchError> {
+    x.f_instance_norm(Some(weight), Some(bias), None::<&Tensor>, None::<&Tensor>, true, 0.0, NORM_EPS, true)
+}
+
+/// InstanceNorm's epsilon.
+pub const NORM_EPS: f64 = 1e-5;
 
 #[derive(Debug)]
 struct DownBlock {
@@ -138,6 +146,23 @@ struct UpBlock {
     deconv: Deconv,
     conv: Conv,
     norm: InstanceNorm,
+}
+
+/// Decides how each InstanceNorm layer normalises. The tiled engine uses it to normalise
+/// every tile of a frame with the frame's statistics rather than the tile's own.
+pub trait NormHook {
+    /// Normalises `x`, the input of InstanceNorm layer `layer` (numbered in forward order
+    /// from 0), with the layer's affine `weight` and `bias`.
+    fn normalize(&mut self, layer: usize, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, TchError>;
+}
+
+/// Standard InstanceNorm: every image with its own statistics.
+pub struct OwnStatistics;
+
+impl NormHook for OwnStatistics {
+    fn normalize(&mut self, _layer: usize, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, TchError> {
+        own_instance_norm(x, weight, bias)
+    }
 }
 
 /// The generator network; weights live in the `nn::VarStore` of the path it was built on.
@@ -208,17 +233,32 @@ impl Generator {
     /// Runs the network on an NCHW RGB batch in [-1, 1] whose sides are multiples of 4
     /// (at least 8); returns the stylized batch in [-1, 1].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        let mut h = leaky_relu(&self.norm_in.forward(&self.conv_in.forward(x)?)?)?;
+        self.forward_with(x, &mut OwnStatistics)
+    }
+
+    /// Number of InstanceNorm layers (the layers a [`NormHook`] sees).
+    pub fn norm_layers(&self) -> usize {
+        1 + self.down.len() + 2 * self.res.len() + self.up.len()
+    }
+
+    /// [`Self::forward`] with every InstanceNorm layer's normalisation chosen by `hook`.
+    pub fn forward_with(&self, x: &Tensor, hook: &mut dyn NormHook) -> Result<Tensor, TchError> {
+        let mut layer = 0;
+        let mut norm = |n: &InstanceNorm, x: &Tensor| {
+            layer += 1;
+            hook.normalize(layer - 1, x, &n.weight, &n.bias)
+        };
+        let mut h = leaky_relu(&norm(&self.norm_in, &self.conv_in.forward(x)?)?)?;
         for block in &self.down {
-            h = leaky_relu(&block.norm.forward(&block.conv.forward(&block.conv_s2.forward(&h)?)?)?)?;
+            h = leaky_relu(&norm(&block.norm, &block.conv.forward(&block.conv_s2.forward(&h)?)?)?)?;
         }
         for block in &self.res {
-            let r = leaky_relu(&block.norm1.forward(&block.conv1.forward(&h)?)?)?;
-            let r = block.norm2.forward(&block.conv2.forward(&r)?)?;
+            let r = leaky_relu(&norm(&block.norm1, &block.conv1.forward(&h)?)?)?;
+            let r = norm(&block.norm2, &block.conv2.forward(&r)?)?;
             h = h.f_add(&r)?;
         }
         for block in &self.up {
-            h = leaky_relu(&block.norm.forward(&block.conv.forward(&block.deconv.forward(&h)?)?)?)?;
+            h = leaky_relu(&norm(&block.norm, &block.conv.forward(&block.deconv.forward(&h)?)?)?)?;
         }
         self.conv_out.forward(&h)?.f_tanh()
     }

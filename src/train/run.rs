@@ -175,7 +175,10 @@ fn step(
     if pretrain {
         let fake = nets.generator.forward(&batch.photo)?;
         let content = l1(&vgg.features(&fake)?, &photo_features)?;
-        let loss = content.f_mul_scalar(config.content_weight)?;
+        let mut loss = content.f_mul_scalar(config.content_weight)?;
+        if config.pretrain_pixel_weight > 0.0 {
+            loss = loss.f_add(&l1(&fake, &batch.photo)?.f_mul_scalar(config.pretrain_pixel_weight)?)?;
+        }
         nets.adam_g.backward_step(&loss)?;
         m.content = scalar(&content);
         m.g_total = scalar(&loss);
