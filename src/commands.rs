@@ -205,8 +205,7 @@ fn dataset_crop(args: CropArgs) -> Result<()> {
     let (mut written, mut skipped) = (0, 0);
     for path in &images {
         let name = path.file_name().expect("listed").to_string_lossy().into_owned();
-        let frame = japanim::io::image::read_image(path)?;
-        let img = image::RgbImage::from_raw(frame.width, frame.height, frame.data).expect("sizes match");
+        let img = japanim::io::image::read_rgb(path)?;
         match crops(&img, &spec, &name) {
             Ok(pieces) => {
                 let stem = path.file_stem().expect("listed").to_string_lossy();
@@ -238,8 +237,7 @@ fn dataset_smooth(input: &std::path::Path, output: &std::path::Path) -> Result<(
         if target.exists() {
             continue;
         }
-        let frame = japanim::io::image::read_image(path)?;
-        let img = image::RgbImage::from_raw(frame.width, frame.height, frame.data).expect("sizes match");
+        let img = japanim::io::image::read_rgb(path)?;
         let pending = PendingFile::new(&target, false)?;
         japanim::dataset::smooth::smooth(&img).save(pending.temp_path())?;
         pending.commit()?;
@@ -463,8 +461,7 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
         args.image
             .iter()
             .map(|p| {
-                let f = japanim::io::image::read_image(p)?;
-                let img = image::RgbImage::from_raw(f.width, f.height, f.data).expect("sizes match");
+                let img = japanim::io::image::read_rgb(p)?;
                 let img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
                 Ok(Frame { width: w, height: h, data: img.into_raw(), pts: None, index: 0 })
             })

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 use crate::engine::Engine;
-use crate::io::image::{list_images, read_image};
+use crate::io::image::{list_images, read_rgb};
 use crate::model::vgg::{gram, Vgg};
 use crate::model::StyleModel;
 use crate::Error;
@@ -37,13 +37,13 @@ pub struct EvalReport {
 
 /// Resizes so the longer side is at most `max_side` (keeping the aspect), as a frame.
 fn load_scaled(path: &Path, max_side: u32) -> Result<crate::frame::Frame, Error> {
-    let frame = read_image(path)?;
-    let longest = frame.width.max(frame.height);
+    let img = read_rgb(path)?;
+    let (width, height) = img.dimensions();
+    let longest = width.max(height);
     if longest <= max_side {
-        return Ok(frame);
+        return Ok(crate::frame::Frame { width, height, data: img.into_raw(), pts: None, index: 0 });
     }
-    let img = image::RgbImage::from_raw(frame.width, frame.height, frame.data).expect("frame size matches");
-    let (w, h) = ((frame.width * max_side / longest).max(1), (frame.height * max_side / longest).max(1));
+    let (w, h) = ((width * max_side / longest).max(1), (height * max_side / longest).max(1));
     let small = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
     Ok(crate::frame::Frame { width: w, height: h, data: small.into_raw(), pts: None, index: 0 })
 }

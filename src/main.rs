@@ -1,6 +1,7 @@
 //! The `japanim` command: parse flags, run the library, report errors in one line.
 //!
-//! Exit codes: 0 success (also when a downstream pipe closes early), 1 error, 2 usage error.
+//! Exit codes: 0 success (also when a downstream pipe closes early), 1 error, 2 usage error,
+//! 130 interrupted (unfinished outputs removed).
 
 mod cli;
 mod commands;
@@ -11,6 +12,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Ctrl-C: remove half-written outputs, then exit as interrupted (128 + SIGINT).
+    let _ = ctrlc::set_handler(|| {
+        japanim::output::remove_unfinished();
+        std::process::exit(130);
+    });
     commands::init_logging(cli.quiet);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

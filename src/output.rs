@@ -2,6 +2,26 @@
 //! name beside the destination and renamed over it at the end.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Temporary files being written, so an interrupted run can remove them (see
+/// [`remove_unfinished`]).
+static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn forget(temp: &Path) {
+    if let Ok(mut list) = UNFINISHED.lock() {
+        list.retain(|p| p != temp);
+    }
+}
+
+/// Deletes every output still being written; for an interrupt handler, before exiting.
+pub fn remove_unfinished() {
+    if let Ok(list) = UNFINISHED.lock() {
+        for path in list.iter() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
 
 /// Why an output could not be started or finished.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +68,9 @@ impl PendingFile {
         let stem = destination.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let ext = destination.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
         let temp = folder.join(format!(".{stem}.partial-{}{ext}", std::process::id()));
+        if let Ok(mut list) = UNFINISHED.lock() {
+            list.push(temp.clone());
+        }
         Ok(Self { destination: destination.to_path_buf(), temp, committed: false })
     }
 
@@ -66,6 +89,7 @@ impl PendingFile {
         std::fs::rename(&self.temp, &self.destination)
             .map_err(|source| OutputError::Rename { path: self.destination.clone(), source })?;
         self.committed = true;
+        forget(&self.temp);
         Ok(self.destination.clone())
     }
 }
@@ -74,6 +98,7 @@ impl Drop for PendingFile {
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_file(&self.temp);
+            forget(&self.temp);
         }
     }
 }

@@ -171,14 +171,18 @@ fn run_image(job: &StylizeJob) -> Result<Summary, Error> {
     require_image_output(job)?;
     let pending = PendingFile::new(&job.output, job.overwrite)?;
     let start = Instant::now();
-    let frame = read_image(&job.input)?;
     let mut engine = load_engine(job)?;
+    let path = stylize_image_file(&mut engine, &job.input, pending)?;
+    Ok(Summary { frames: 1, elapsed: start.elapsed(), output: path.display().to_string() })
+}
+
+/// Reads an image, stylizes it and writes it to `pending`, then moves it into place.
+fn stylize_image_file(engine: &mut Engine, input: &Path, pending: PendingFile) -> Result<PathBuf, Error> {
+    let frame = read_image(input)?;
     let mut out = vec![Vec::new()];
     tch::no_grad(|| engine.stylize(&[&frame], &mut out))?;
-    let result = crate::frame::Frame { data: out.remove(0), ..frame };
-    write_image(&result, pending.temp_path())?;
-    let path = pending.commit()?;
-    Ok(Summary { frames: 1, elapsed: start.elapsed(), output: path.display().to_string() })
+    write_image(&crate::frame::Frame { data: out.remove(0), ..frame }, pending.temp_path())?;
+    Ok(pending.commit()?)
 }
 
 fn run_folder(job: &StylizeJob) -> Result<Summary, Error> {
@@ -205,12 +209,7 @@ fn run_folder(job: &StylizeJob) -> Result<Summary, Error> {
     let bar =
         if job.progress { indicatif::ProgressBar::new(pairs.len() as u64) } else { indicatif::ProgressBar::hidden() };
     for (image, destination) in &pairs {
-        let frame = read_image(image)?;
-        let pending = PendingFile::new(destination, true)?;
-        let mut out = vec![Vec::new()];
-        tch::no_grad(|| engine.stylize(&[&frame], &mut out))?;
-        write_image(&crate::frame::Frame { data: out.remove(0), ..frame }, pending.temp_path())?;
-        pending.commit()?;
+        stylize_image_file(&mut engine, image, PendingFile::new(destination, true)?)?;
         bar.inc(1);
     }
     bar.finish_and_clear();

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::crop::{crops, stable_hash, CropMode, CropSpec};
 use super::smooth::smooth;
 use super::DatasetError;
-use crate::io::image::{is_image_path, list_images, read_image};
+use crate::io::image::{is_image_path, list_images, read_rgb};
 use crate::output::PendingFile;
 
 /// Everything a build needs; recorded in `dataset.toml`.
@@ -201,10 +201,9 @@ pub fn build(spec: &BuildSpec, progress: &(dyn Fn() + Sync)) -> Result<BuildCoun
         };
         let mut written = 0;
         let mut note = String::from("ok");
-        match read_image(path) {
+        match read_rgb(path) {
             Err(e) => note = format!("skipped: {e}"),
-            Ok(frame) => {
-                let img = image::RgbImage::from_raw(frame.width, frame.height, frame.data).expect("frame size matches");
+            Ok(img) => {
                 for (si, &scale) in scales.iter().enumerate() {
                     let crop_spec = CropSpec {
                         size: spec.size,

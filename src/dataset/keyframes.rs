@@ -256,11 +256,17 @@ pub struct VideoKeyframes {
 }
 
 impl VideoKeyframes {
-    /// Manifest rows: source, frame, seconds, score, z-score, status, file.
-    pub fn manifest_rows(&self) -> Vec<String> {
+    /// Mean and standard deviation of the (smoothed) scores, for z-scores.
+    fn score_stats(&self) -> (f64, f64) {
         let n = self.curve.len().max(1) as f64;
         let mean = self.curve.iter().map(|c| c.2).sum::<f64>() / n;
         let std = (self.curve.iter().map(|c| (c.2 - mean).powi(2)).sum::<f64>() / n).sqrt().max(1e-9);
+        (mean, std)
+    }
+
+    /// Manifest rows: source, frame, seconds, score, z-score, status, file.
+    pub fn manifest_rows(&self) -> Vec<String> {
+        let (mean, std) = self.score_stats();
         self.candidates
             .iter()
             .map(|c| {
@@ -284,8 +290,7 @@ impl VideoKeyframes {
         use plotters::prelude::*;
         crate::train::metrics::register_font();
         let n = self.curve.len().max(1) as f64;
-        let mean = self.curve.iter().map(|c| c.2).sum::<f64>() / n;
-        let std = (self.curve.iter().map(|c| (c.2 - mean).powi(2)).sum::<f64>() / n).sqrt().max(1e-9);
+        let (mean, std) = self.score_stats();
         let z: Vec<(f64, f64)> = self.curve.iter().map(|c| (c.0 as f64, (c.2 - mean) / std)).collect();
         let (lo, hi) = z.iter().fold((0.0f64, 1.0f64), |(l, h), p| (l.min(p.1), h.max(p.1)));
         let (w, h) = (1200u32, 400u32);

@@ -96,6 +96,28 @@ fn finish(moments: Vec<Option<Moments>>) -> Result<FrameStats, TchError> {
         .collect()
 }
 
+/// Whether any frame's first-layer statistics moved by more than a quarter of their spread
+/// between the statistics used and those measured.
+fn cut_between(used: &[FrameStats], measured: &[FrameStats]) -> Result<bool, TchError> {
+    for (u, m) in used.iter().zip(measured) {
+        let ((um, uv), (mm, mv)) = (&u[0], &m[0]);
+        let spread = uv.f_add_scalar(NORM_EPS)?.f_sqrt()?;
+        let mean_shift = mm.f_sub(um)?.f_abs()?.f_div(&spread)?.f_mean(Kind::Float)?.double_value(&[]);
+        let spread_change = mv
+            .f_add_scalar(NORM_EPS)?
+            .f_sqrt()?
+            .f_div(&spread)?
+            .f_sub_scalar(1.0)?
+            .f_abs()?
+            .f_mean(Kind::Float)?
+            .double_value(&[]);
+        if mean_shift > 0.25 || spread_change > 0.25 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The hook for one batch of tiles.
 struct TileHook<'a> {
     /// Per sample: its frame slot and core (x0, y0, x1, y1) relative to the tile.
@@ -300,17 +322,32 @@ impl TiledRunner {
                 self.pass(generator, frames, stats.as_deref(), false, Some(&mut outputs))?;
             }
             NormStrategy::Temporal => {
-                let seed = match self.previous.take() {
-                    Some((size, stats)) if size == (w, h) => frames
+                let carried = match self.previous.take() {
+                    Some((size, stats)) if size == (w, h) => Some(stats),
+                    _ => None,
+                };
+                let fresh = |runner: &mut Self| -> Result<Vec<FrameStats>, TchError> {
+                    let seed = runner.downscaled_stats(generator, frames)?;
+                    Ok(refine(runner, Some(seed), 1)?.expect("one pass measures"))
+                };
+                let seed = match carried {
+                    Some(stats) => frames
                         .iter()
                         .map(|_| stats.iter().map(|(m, v)| (m.shallow_clone(), v.shallow_clone())).collect())
                         .collect(),
-                    _ => {
-                        let seed = self.downscaled_stats(generator, frames)?;
-                        refine(self, Some(seed), 1)?.expect("one pass measures")
-                    }
+                    None => fresh(self)?,
                 };
-                let measured = self.pass(generator, frames, Some(&seed), true, Some(&mut outputs))?.expect("measured");
+                let mut measured =
+                    self.pass(generator, frames, Some(&seed), true, Some(&mut outputs))?.expect("measured");
+                // A cut: the first layer's statistics (which no earlier layer influences) moved
+                // far from the ones used. Redo these frames from fresh statistics.
+                if cut_between(&seed, &measured)? {
+                    let seed = fresh(self)?;
+                    for out in &mut outputs {
+                        let _ = out.f_zero_()?;
+                    }
+                    measured = self.pass(generator, frames, Some(&seed), true, Some(&mut outputs))?.expect("measured");
+                }
                 self.previous = measured.into_iter().last().map(|s| ((w, h), s));
             }
         }

@@ -59,6 +59,12 @@ pub fn read_image(path: &Path) -> Result<Frame, ImageError> {
     Ok(Frame { width: rgb.width(), height: rgb.height(), data: rgb.into_raw(), pts: None, index: 0 })
 }
 
+/// Reads an image as an `RgbImage` (for the dataset tools, which work on `image` buffers).
+pub fn read_rgb(path: &Path) -> Result<image::RgbImage, ImageError> {
+    let frame = read_image(path)?;
+    Ok(image::RgbImage::from_raw(frame.width, frame.height, frame.data).expect("a frame's buffer matches its size"))
+}
+
 /// Writes a frame as an image, its format chosen by the extension (WebP is lossless).
 pub fn write_image(frame: &Frame, path: &Path) -> Result<(), ImageError> {
     image::save_buffer(path, &frame.data, frame.width, frame.height, image::ExtendedColorType::Rgb8)
