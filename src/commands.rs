@@ -1,6 +1,7 @@
 //! One function per subcommand: turn parsed flags into library calls.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use tracing_subscriber::EnvFilter;
@@ -14,6 +15,7 @@ use japanim::io::raw::RawKind;
 use japanim::model::{self, GeneratorConfig, StoredPrecision, StyleModel};
 use japanim::output::PendingFile;
 use japanim::stylize::{self, StylizeJob};
+use tch::Tensor;
 
 use crate::cli::{
     BenchArgs, BuildArgs, Cli, Command, CropArgs, DatasetCommand, EvalArgs, ExportArgs, KeyframesArgs, ModelCommand,
@@ -146,7 +148,7 @@ fn folder_job(input: &std::path::Path, output: &std::path::Path) -> Result<Vec<s
 fn dataset_keyframes(args: KeyframesArgs) -> Result<()> {
     use japanim::dataset::keyframes::{extract, MANIFEST_HEADER};
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
-    let spec = args.keyframes.spec();
+    let spec = args.keyframes.spec(&Default::default());
     let mut rows = Vec::new();
     let (mut kept, mut failed) = (0, 0);
     for video in &args.videos {
@@ -196,11 +198,11 @@ fn dataset_crop(args: CropArgs) -> Result<()> {
     use japanim::dataset::crop::{crops, CropSpec};
     let images = folder_job(&args.input, &args.output)?;
     let spec = CropSpec {
-        size: args.crop.size,
-        per_image: args.crop.per_image,
-        mode: args.crop.mode,
+        size: args.crop.size.unwrap_or(256),
+        per_image: args.crop.per_image.unwrap_or(6),
+        mode: args.crop.mode.unwrap_or(japanim::dataset::crop::CropMode::Grid),
         scale: args.scale,
-        seed: args.crop.seed,
+        seed: args.crop.seed.unwrap_or(0),
     };
     let (mut written, mut skipped) = (0, 0);
     for path in &images {
@@ -248,19 +250,38 @@ fn dataset_smooth(input: &std::path::Path, output: &std::path::Path) -> Result<(
 
 /// `dataset build`.
 fn dataset_build(args: BuildArgs, progress: bool) -> Result<()> {
-    let spec = japanim::dataset::build::BuildSpec {
-        keyframes: args.keyframes.spec(),
-        photos: args.photos,
-        anime: args.anime,
-        out: args.output,
-        size: args.crop.size,
-        per_image: args.crop.per_image,
-        photo_scales: args.photo_scales,
-        anime_scales: args.anime_scales,
-        mode: args.crop.mode,
-        val_fraction: args.val_fraction,
-        seed: args.crop.seed,
+    let file = match &args.pipeline {
+        Some(path) => PipelineFile::read(path)?.dataset,
+        None => Default::default(),
     };
+    let pick = |flags: Vec<PathBuf>, from_file: &[PathBuf]| if flags.is_empty() { from_file.to_vec() } else { flags };
+    let scales = |flags: Vec<f64>, from_file: &Option<Vec<f64>>| {
+        if flags.is_empty() {
+            from_file.clone().unwrap_or_else(|| vec![1.0])
+        } else {
+            flags
+        }
+    };
+    let spec = japanim::dataset::build::BuildSpec {
+        keyframes: args.keyframes.spec(&file),
+        photos: pick(args.photos, &file.photos),
+        anime: pick(args.anime, &file.anime),
+        out: args
+            .output
+            .or(file.output.clone())
+            .context("no output folder: pass -o DIR or set output in the pipeline file")?,
+        size: args.crop.size.or(file.size).unwrap_or(256),
+        per_image: args.crop.per_image.or(file.per_image).unwrap_or(6),
+        photo_scales: scales(args.photo_scales, &file.photo_scales),
+        anime_scales: scales(args.anime_scales, &file.anime_scales),
+        mode: args.crop.mode.or(file.mode).unwrap_or(japanim::dataset::crop::CropMode::Grid),
+        val_fraction: args.val_fraction.or(file.val_fraction).unwrap_or(0.2),
+        seed: args.crop.seed.or(file.seed).unwrap_or(0),
+    };
+    if spec.photos.is_empty() || spec.anime.is_empty() {
+        bail!("dataset build needs --photos and --anime sources (or photos and anime in the pipeline file)");
+    }
+    tracing::info!("dataset settings: {}", serde_json::to_string(&spec)?);
     let bar = if progress { indicatif::ProgressBar::new_spinner() } else { indicatif::ProgressBar::hidden() };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{elapsed_precise} {pos} source images, {per_sec}").expect("valid"),
@@ -431,6 +452,25 @@ fn bench(args: BenchArgs) -> Result<()> {
         bail!("--batch and --frames must be at least 1");
     }
     let (device, kind) = device::resolve(args.device, args.precision)?;
+    if args.train {
+        let config = japanim::train::TrainConfig {
+            base_channels: args.base_channels,
+            residual_blocks: args.residual_blocks,
+            crop: args.size.0,
+            batch: args.batch,
+            ..Default::default()
+        };
+        let seconds = japanim::train::run::benchmark_steps(&config, args.frames, device)?;
+        println!(
+            "training step {}ch/{}res, {}² crops, batch {}, {device:?}, {} threads: {seconds:.3} s/step",
+            args.base_channels,
+            args.residual_blocks,
+            args.size.0,
+            args.batch,
+            tch::get_num_threads()
+        );
+        return Ok(());
+    }
     let temp = std::env::temp_dir().join(format!("japanim-bench-{}.safetensors", std::process::id()));
     let path = match &args.model {
         Some(path) => path.clone(),
@@ -490,7 +530,27 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
         }
         Ok(start.elapsed().as_secs_f64())
     })?;
+    // The bare generator on the same frames, already on the device as padded tensors: what
+    // the engine's conversions, padding and tiling cost on top.
+    let bare_seconds = tch::no_grad(|| -> Result<f64> {
+        let generator_model = load()?;
+        let x = Tensor::f_rand(
+            [args.batch as i64, 3, i64::from(align4(h).max(8)), i64::from(align4(w).max(8))],
+            (tch::Kind::Float, device),
+        )?
+        .f_to_kind(kind)?;
+        let _ = generator_model.generator().forward(&x)?;
+        let start = std::time::Instant::now();
+        for _ in 0..calls {
+            let _ = generator_model.generator().forward(&x)?;
+        }
+        if let tch::Device::Cuda(n) = device {
+            tch::Cuda::synchronize(n as i64);
+        }
+        Ok(start.elapsed().as_secs_f64())
+    })?;
     let fps = (calls * args.batch) as f64 / seconds;
+    let bare_fps = (calls * args.batch) as f64 / bare_seconds;
     let tflops = 2.0 * config.macs_per_pixel() * f64::from(w) * f64::from(h) * fps / 1e12;
     let how = match tiles {
         Some(t) => {
@@ -510,11 +570,13 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
         None => "whole frames".to_string(),
     };
     println!(
-        "generator {}ch/{}res, {w}x{h}, batch {}, {how}, {device:?} {kind:?}: {fps:.3} frames/s ({:.3} s/frame), {tflops:.3} TFLOP/s useful, peak host memory {:.0} MiB",
+        "generator {}ch/{}res, {w}x{h}, batch {}, {how}, {device:?} {kind:?}: {fps:.3} frames/s ({:.3} s/frame), {tflops:.3} TFLOP/s useful; \
+         bare whole-frame generator {bare_fps:.3} frames/s (engine at {:.0} %); peak host memory {:.0} MiB",
         config.base_channels,
         config.residual_blocks,
         args.batch,
         1.0 / fps,
+        100.0 * fps / bare_fps,
         peak_rss_mib().unwrap_or(f64::NAN)
     );
     if args.compare {

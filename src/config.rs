@@ -62,6 +62,42 @@ impl Default for EncoderSettings {
     }
 }
 
+/// The `[dataset]` table: the settings of `japanim dataset build`; every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSection {
+    /// Photo sources (videos, folders, images); relative to the pipeline file.
+    #[serde(default)]
+    pub photos: Vec<PathBuf>,
+    /// Anime sources.
+    #[serde(default)]
+    pub anime: Vec<PathBuf>,
+    /// Dataset folder to write.
+    pub output: Option<PathBuf>,
+    /// Crop side.
+    pub size: Option<u32>,
+    /// Crops per image and scale.
+    pub per_image: Option<usize>,
+    /// `grid` or `random`.
+    pub mode: Option<crate::dataset::crop::CropMode>,
+    /// Seed of crops and split.
+    pub seed: Option<u64>,
+    /// Scales photos are cut at.
+    pub photo_scales: Option<Vec<f64>>,
+    /// Scales anime images are cut at.
+    pub anime_scales: Option<Vec<f64>>,
+    /// Share of sources held out for validation.
+    pub val_fraction: Option<f64>,
+    /// Key-frame peak window.
+    pub window: Option<usize>,
+    /// Exponential smoothing of the difference curve.
+    pub smoothing: Option<f64>,
+    /// Keep every Nth frame instead of peaks.
+    pub every: Option<u64>,
+    /// Near-duplicate hash distance.
+    pub duplicate_distance: Option<u32>,
+}
+
 /// A whole pipeline file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +107,9 @@ pub struct PipelineFile {
     /// Settings of `japanim stylize`.
     #[serde(default)]
     pub stylize: StylizeSection,
+    /// Settings of `japanim dataset build`.
+    #[serde(default)]
+    pub dataset: DatasetSection,
 }
 
 impl PipelineFile {
@@ -81,11 +120,14 @@ impl PipelineFile {
         let mut file: Self = toml::from_str(&text)
             .map_err(|e| crate::Error::Invalid(format!("pipeline file {}: {}", path.display(), e.message())))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        if let Some(model) = &mut file.stylize.model {
-            if model.is_relative() {
-                *model = base.join(&*model);
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
             }
-        }
+        };
+        file.stylize.model.iter_mut().for_each(rebase);
+        let d = &mut file.dataset;
+        d.photos.iter_mut().chain(d.anime.iter_mut()).chain(d.output.iter_mut()).for_each(rebase);
         Ok(file)
     }
 }

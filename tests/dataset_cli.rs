@@ -222,3 +222,19 @@ fn build_takes_video_sources_and_splits_them_whole() {
     );
     assert_eq!(listing(&out.join("keyframes/photo/shots")).len(), 3, "two frames and their manifest");
 }
+
+#[test]
+fn build_reads_a_pipeline_file_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    frames(&dir.path().join("photos"), 3, 120, 90);
+    frames(&dir.path().join("anime"), 3, 80, 80);
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(&pipeline, "[dataset]\nphotos = [\"photos\"]\nanime = [\"anime\"]\noutput = \"set\"\nsize = 64\nper_image = 2\nval_fraction = 0.0\n").unwrap();
+    let out = run(japanim().args(["dataset", "build", "--pipeline"]).arg(&pipeline).args(["--per-image", "3"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let set = dir.path().join("set");
+    assert_eq!(listing(&set.join("photo/train")).len(), 9, "three photos × three crops (the flag wins)");
+    assert_eq!(image::open(set.join("anime/train").join(&listing(&set.join("anime/train"))[0])).unwrap().width(), 64);
+    let out = run(japanim().args(["dataset", "build", "-o"]).arg(dir.path().join("x")));
+    assert_one_line_error(&out, "needs --photos and --anime");
+}

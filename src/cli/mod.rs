@@ -207,6 +207,10 @@ pub struct BenchArgs {
     /// Also run whole frames and report the tiled output's PSNR and seam ratio against them.
     #[arg(long)]
     pub compare: bool,
+    /// Time adversarial training steps instead (crops of --size's width, --batch, --frames
+    /// steps), on random data.
+    #[arg(long)]
+    pub train: bool,
 }
 
 /// `japanim train`.
@@ -267,18 +271,18 @@ pub enum DatasetCommand {
 /// Crop placement and size, shared by `crop` and `build`.
 #[derive(Debug, Args)]
 pub struct CropOptions {
-    /// Side of the square crops.
-    #[arg(long, default_value_t = 256)]
-    pub size: u32,
-    /// Crops per image (and scale).
-    #[arg(long, default_value_t = 6)]
-    pub per_image: usize,
-    /// Placement: a grid of regions (the original 3×2 for six) or anywhere.
-    #[arg(long, value_enum, default_value_t = japanim::dataset::crop::CropMode::Grid)]
-    pub mode: japanim::dataset::crop::CropMode,
-    /// Seed of the offsets (and of the split).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Side of the square crops [default: 256].
+    #[arg(long)]
+    pub size: Option<u32>,
+    /// Crops per image (and scale) [default: 6].
+    #[arg(long)]
+    pub per_image: Option<usize>,
+    /// Placement: a grid of regions (the original 3×2 for six) or anywhere [default: grid].
+    #[arg(long, value_enum)]
+    pub mode: Option<japanim::dataset::crop::CropMode>,
+    /// Seed of the offsets (and of the split) [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// `japanim dataset crop`.
@@ -299,28 +303,31 @@ pub struct CropArgs {
 /// `japanim dataset build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Photo sources: folders of images or image files.
-    #[arg(long, num_args = 1.., required = true)]
+    /// Pipeline file whose [dataset] table applies under these flags.
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Photo sources: videos, folders of images or image files.
+    #[arg(long, num_args = 1..)]
     pub photos: Vec<PathBuf>,
-    /// Anime sources: folders of images or image files.
-    #[arg(long, num_args = 1.., required = true)]
+    /// Anime sources: videos, folders of images or image files.
+    #[arg(long, num_args = 1..)]
     pub anime: Vec<PathBuf>,
     /// Dataset folder to write; re-running it resumes.
     #[arg(short, long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub crop: CropOptions,
     #[command(flatten)]
     pub keyframes: KeyframeOptions,
-    /// Scales photos are cut at, comma-separated (0.5 halves a frame before cutting).
-    #[arg(long, value_delimiter = ',', default_value = "1")]
+    /// Scales photos are cut at, comma-separated (0.5 halves a frame before cutting) [default: 1].
+    #[arg(long, value_delimiter = ',')]
     pub photo_scales: Vec<f64>,
-    /// Scales anime images are cut at.
-    #[arg(long, value_delimiter = ',', default_value = "1")]
+    /// Scales anime images are cut at [default: 1].
+    #[arg(long, value_delimiter = ',')]
     pub anime_scales: Vec<f64>,
-    /// Share of source images held out for validation.
-    #[arg(long, default_value_t = 0.2)]
-    pub val_fraction: f64,
+    /// Share of sources held out for validation [default: 0.2].
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
 }
 
 /// `japanim eval`.
@@ -365,29 +372,34 @@ pub struct KeyframesArgs {
 /// Key-frame selection, shared by `keyframes` and `build`.
 #[derive(Debug, Args)]
 pub struct KeyframeOptions {
-    /// Frames in the peak window (a frame is kept when it has the largest difference in it).
-    #[arg(long, default_value_t = 25)]
-    pub window: usize,
+    /// Frames in the peak window (a frame is kept when it has the largest difference in it)
+    /// [default: 25].
+    #[arg(long)]
+    pub window: Option<usize>,
     /// Exponential smoothing of the difference curve (the original used 0.07).
     #[arg(long)]
     pub smoothing: Option<f64>,
     /// Keep every Nth frame instead of difference peaks.
     #[arg(long)]
     pub every: Option<u64>,
-    /// Hash distance (of 64 bits) at or under which a frame is a near-duplicate.
-    #[arg(long, default_value_t = 6)]
-    pub duplicate_distance: u32,
+    /// Hash distance (of 64 bits) at or under which a frame is a near-duplicate [default: 6].
+    #[arg(long)]
+    pub duplicate_distance: Option<u32>,
 }
 
 impl KeyframeOptions {
-    /// The library's form.
-    pub fn spec(&self) -> japanim::dataset::keyframes::KeyframeSpec {
+    /// The library's form, flags over the pipeline file's `[dataset]` table.
+    pub fn spec(&self, file: &japanim::config::DatasetSection) -> japanim::dataset::keyframes::KeyframeSpec {
+        let defaults = japanim::dataset::keyframes::KeyframeSpec::default();
         japanim::dataset::keyframes::KeyframeSpec {
-            window: self.window.max(1),
-            smoothing: self.smoothing,
-            every: self.every,
-            duplicate_distance: self.duplicate_distance,
-            ..Default::default()
+            window: self.window.or(file.window).unwrap_or(defaults.window).max(1),
+            smoothing: self.smoothing.or(file.smoothing),
+            every: self.every.or(file.every),
+            duplicate_distance: self
+                .duplicate_distance
+                .or(file.duplicate_distance)
+                .unwrap_or(defaults.duplicate_distance),
+            ..defaults
         }
     }
 }

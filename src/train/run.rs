@@ -370,6 +370,32 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
     })
 }
 
+/// Seconds per adversarial training step on random data (after one warm-up step), for
+/// benchmarks: the same networks, losses and optimiser updates as `train`, no data loading.
+pub fn benchmark_steps(config: &TrainConfig, steps: usize, device: Device) -> Result<f64, TrainError> {
+    config.validate()?;
+    let mut nets = Nets::new(config, device);
+    let vgg = Vgg::random(crate::model::vgg::VggVariant::Vgg16, crate::model::vgg::VggInput::Caffe, device);
+    let c = i64::from(config.crop);
+    let random = || {
+        Tensor::f_rand([config.batch as i64, 3, c, c], (Kind::Float, device))
+            .and_then(|t| t.f_mul_scalar(2.0)?.f_sub_scalar(1.0))
+    };
+    let mut seconds = 0.0;
+    for i in 0..=steps {
+        let batch = data::Batch { photo: random()?, anime: random()?, smooth: random()? };
+        let start = Instant::now();
+        step(&mut nets, &vgg, &batch, config, false)?;
+        if let Device::Cuda(n) = device {
+            tch::Cuda::synchronize(n as i64);
+        }
+        if i > 0 {
+            seconds += start.elapsed().as_secs_f64();
+        }
+    }
+    Ok(seconds / steps.max(1) as f64)
+}
+
 /// Writes the generator of a run's newest checkpoint as a stylize-ready weights file.
 pub fn export(run: &Path, output: &Path, precision: StoredPrecision, overwrite: bool) -> Result<PathBuf, TrainError> {
     let config = TrainConfig::read(&run.join(CONFIG_FILE))?;
