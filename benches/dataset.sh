@@ -13,6 +13,7 @@ if [ ! -x "$PY" ]; then
 fi
 # A 1080p H.264 clip: the 13 shared travel frames, 2 s each at 25 fps, with film-grain noise
 # so every frame decodes as real footage does (650 frames, 12 cuts).
+part=${1:-all}   # all | keyframes | smooth | crop
 clip=$W/travel-1080p.mp4
 if [ ! -f "$clip" ]; then
   ffmpeg -v error -y -framerate 0.5 -pattern_type glob -i '../shared/data/photos/*.jpg' \
@@ -20,6 +21,7 @@ if [ ! -f "$clip" ]; then
 fi
 calc() { awk "BEGIN { print $* }"; }
 t() { local s=$(date +%s.%N); "$@" >/dev/null 2>&1; calc "$(date +%s.%N) - $s"; }
+if [ "$part" = all ] || [ "$part" = keyframes ]; then
 frames=$(ffprobe -v error -count_packets -select_streams v -show_entries stream=nb_read_packets -of csv=p=0 "$clip")
 decode=$(t ffmpeg -v error -threads 2 -i "$clip" -f null -)
 rm -rf "$W/kf"; ours=$(t $J --quiet dataset keyframes "$clip" -o "$W/kf")
@@ -29,10 +31,13 @@ printf '  FFmpeg decode alone   %6.2f s  %6.1f frames/s\n' "$decode" "$(calc "$f
 printf '  japanim keyframes     %6.2f s  %6.1f frames/s  (%.2fx the decode time)\n' "$ours" "$(calc "$frames / $ours")" "$(calc "$ours / $decode")"
 printf '  original approach     %6.2f s  %6.1f frames/s  (japanim is %.2fx faster)\n' "$orig" "$(calc "$frames / $orig")" "$(calc "$orig / $ours")"
 
+fi
+
 # Smoothing: 200 anime crops of 256².
+if [ "$part" = all ] || [ "$part" = smooth ]; then
 rm -rf "$W/crops" "$W/smooth" "$W/smooth-v" "$W/smooth-l"
 $J --quiet dataset crop ../shared/data/train/cartoon -o "$W/crops-all" --size 256 --per-image 1 >/dev/null 2>&1 || true
-mkdir -p "$W/crops"; ls "$W/crops-all" | head -200 | while read f; do cp "$W/crops-all/$f" "$W/crops/"; done
+mkdir -p "$W/crops"; ls "$W/crops-all" | sed -n 1,200p | while read -r f; do cp "$W/crops-all/$f" "$W/crops/"; done
 n=$(ls "$W/crops" | wc -l)
 ours=$(t $J --quiet dataset smooth "$W/crops" -o "$W/smooth")
 vec=$($PY benches/original_approach.py smooth-vector "$W/crops" "$W/smooth-v" | grep -o '[0-9.]* s,' | tr -d ' s,')
@@ -42,10 +47,14 @@ printf '  japanim smooth        %6.2f s  %7.1f images/s\n' "$ours" "$(calc "$n /
 printf '  OpenCV/numpy vector   %6.2f s  %7.1f images/s  (japanim %.2fx)\n' "$vec" "$(calc "$n / $vec")" "$(calc "$vec / $ours")"
 printf '  original pixel loop   %6.2f s  %7.2f images/s  (10 images; japanim %.0fx)\n' "$loop" "$(calc "10 / $loop")" "$(calc "($loop / 10) / ($ours / $n)")"
 
+fi
+
 # Cropping: six 256² crops of each of the 13 1080p photos.
+if [ "$part" = all ] || [ "$part" = crop ]; then
 rm -rf "$W/c1" "$W/c2"
 ours=$(t $J --quiet dataset crop ../shared/data/photos -o "$W/c1" --size 256 --per-image 6)
 orig=$($PY benches/original_approach.py crop ../shared/data/photos "$W/c2" | grep -o '[0-9.]* s,' | tr -d ' s,')
 echo "cropping 13 1080p photos into 6 crops each:"
 printf '  japanim crop          %6.2f s  %6.2f images/s\n' "$ours" "$(calc "13 / $ours")"
 printf '  original approach     %6.2f s  %6.2f images/s  (japanim %.2fx)\n' "$orig" "$(calc "13 / $orig")" "$(calc "$orig / $ours")"
+fi

@@ -354,7 +354,7 @@ fn tile_request(
     let norm = match (flags.tile_norm, &section.tile_norm) {
         (Some(n), _) => n,
         (None, Some(text)) => text.parse().map_err(anyhow::Error::msg)?,
-        (None, None) => japanim::engine::tiled::NormStrategy::Temporal,
+        (None, None) => japanim::engine::tiled::NormStrategy::Downscaled(1),
     };
     Ok(Some(japanim::stylize::TileRequest {
         max_tile,
@@ -530,6 +530,7 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
         }
         Ok(start.elapsed().as_secs_f64())
     })?;
+    let engine_peak = peak_rss_mib();
     // The bare generator on the same frames, already on the device as padded tensors: what
     // the engine's conversions, padding and tiling cost on top.
     let bare_seconds = tch::no_grad(|| -> Result<f64> {
@@ -571,13 +572,13 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
     };
     println!(
         "generator {}ch/{}res, {w}x{h}, batch {}, {how}, {device:?} {kind:?}: {fps:.3} frames/s ({:.3} s/frame), {tflops:.3} TFLOP/s useful; \
-         bare whole-frame generator {bare_fps:.3} frames/s (engine at {:.0} %); peak host memory {:.0} MiB",
+         bare whole-frame generator {bare_fps:.3} frames/s (engine at {:.0} %); peak host memory of the engine {:.0} MiB",
         config.base_channels,
         config.residual_blocks,
         args.batch,
         1.0 / fps,
         100.0 * fps / bare_fps,
-        peak_rss_mib().unwrap_or(f64::NAN)
+        engine_peak.unwrap_or(f64::NAN)
     );
     if args.compare {
         let Some(t) = tiles else { bail!("--compare needs --tile") };

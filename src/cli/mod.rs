@@ -416,9 +416,10 @@ pub struct TileOptions {
     /// Cosine blend on each side of a tile boundary, px.
     #[arg(long)]
     pub feather: Option<u32>,
-    /// How tiles are normalised: temporal (previous frame's statistics), downscaled:N (a
-    /// small whole-frame pass, then N measuring passes), refine:N (N measuring passes), or
-    /// tile (each tile its own; seams).
+    /// How tiles are normalised: downscaled:N (statistics of a small whole-frame pass, then N
+    /// measuring passes) [default: downscaled:1], refine:N (N measuring passes; exact when N
+    /// is the number of InstanceNorm layers), temporal (the previous frame's), or tile (each
+    /// tile its own).
     #[arg(long)]
     pub tile_norm: Option<japanim::engine::tiled::NormStrategy>,
     /// Tiles per generator call.

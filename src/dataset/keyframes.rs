@@ -56,39 +56,72 @@ pub struct Candidate {
     pub file: Option<PathBuf>,
 }
 
-/// Grey as OpenCV's BGR2GRAY (0.299 R + 0.587 G + 0.114 B), then the 3×3 Gaussian
-/// ([1, 2, 1] / 4 each way, edges replicated).
+/// Grey as OpenCV's BGR2GRAY (0.299 R + 0.587 G + 0.114 B), then the 3×3 Gaussian.
 pub fn grey_blurred(frame: &Frame) -> GrayImage {
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let grey: Vec<f32> = frame
+    let grey: Vec<u8> = frame
         .data
         .chunks_exact(3)
-        .map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
+        .map(|p| (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])).round() as u8)
         .collect();
-    let at = |x: usize, y: usize| grey[y * w + x];
-    let mut rows = vec![0f32; w * h];
-    for y in 0..h {
+    blur3(&GrayImage::from_raw(frame.width, frame.height, grey).expect("size matches"))
+}
+
+/// OpenCV's 3×3 Gaussian ([1, 2, 1] / 4 each way), edges replicated, in integers.
+pub fn blur3(grey: &GrayImage) -> GrayImage {
+    let (w, h) = (grey.width() as usize, grey.height() as usize);
+    let src = grey.as_raw();
+    let mut rows = vec![0u16; w * h];
+    for (out, row) in rows.chunks_exact_mut(w).zip(src.chunks_exact(w)) {
         for x in 0..w {
-            let (l, r) = (x.saturating_sub(1), (x + 1).min(w - 1));
-            rows[y * w + x] = 0.25 * at(l, y) + 0.5 * at(x, y) + 0.25 * at(r, y);
+            let (l, r) = (row[x.saturating_sub(1)], row[(x + 1).min(w - 1)]);
+            out[x] = u16::from(l) + 2 * u16::from(row[x]) + u16::from(r);
         }
     }
-    GrayImage::from_fn(frame.width, frame.height, |x, y| {
-        let (x, y) = (x as usize, y as usize);
-        let (u, d) = (y.saturating_sub(1), (y + 1).min(h - 1));
-        let v = 0.25 * rows[u * w + x] + 0.5 * rows[y * w + x] + 0.25 * rows[d * w + x];
-        image::Luma([v.round() as u8])
-    })
+    let mut out = vec![0u8; w * h];
+    for y in 0..h {
+        let (up, mid, down) =
+            (&rows[y.saturating_sub(1) * w..][..w], &rows[y * w..][..w], &rows[(y + 1).min(h - 1) * w..][..w]);
+        for (x, o) in out[y * w..(y + 1) * w].iter_mut().enumerate() {
+            *o = ((up[x] + 2 * mid[x] + down[x] + 8) / 16) as u8;
+        }
+    }
+    GrayImage::from_raw(w as u32, h as u32, out).expect("size matches")
 }
 
 /// Pixels that changed between two blurred grey frames, by Otsu's threshold on their
 /// absolute difference (floored at `min_difference`).
 pub fn changed_pixels(previous: &GrayImage, current: &GrayImage, min_difference: u8) -> u64 {
-    let diff = GrayImage::from_fn(current.width(), current.height(), |x, y| {
-        image::Luma([previous.get_pixel(x, y).0[0].abs_diff(current.get_pixel(x, y).0[0])])
-    });
-    let level = imageproc::contrast::otsu_level(&diff).max(min_difference);
-    diff.pixels().filter(|p| p.0[0] > level).count() as u64
+    let mut histogram = [0u64; 256];
+    for (a, b) in previous.as_raw().iter().zip(current.as_raw()) {
+        histogram[usize::from(a.abs_diff(*b))] += 1;
+    }
+    let level = otsu(&histogram).max(min_difference);
+    histogram[usize::from(level) + 1..].iter().sum()
+}
+
+/// Otsu's threshold of a histogram: the level that maximises the between-class variance
+/// (values at or below it are background).
+pub fn otsu(histogram: &[u64; 256]) -> u8 {
+    let total: u64 = histogram.iter().sum();
+    let sum_all: f64 = histogram.iter().enumerate().map(|(v, &n)| v as f64 * n as f64).sum();
+    let (mut background, mut sum_background, mut best, mut level) = (0u64, 0f64, -1f64, 0u8);
+    for (v, &n) in histogram.iter().enumerate() {
+        background += n;
+        if background == 0 {
+            continue;
+        }
+        let foreground = total - background;
+        if foreground == 0 {
+            break;
+        }
+        sum_background += v as f64 * n as f64;
+        let (mb, mf) = (sum_background / background as f64, (sum_all - sum_background) / foreground as f64);
+        let between = background as f64 * foreground as f64 * (mb - mf).powi(2);
+        if between > best {
+            (best, level) = (between, v as u8);
+        }
+    }
+    level
 }
 
 /// 64-bit difference hash: a 9×8 grey thumbnail, one bit per horizontal neighbour pair.
@@ -119,22 +152,25 @@ pub fn blank_reason(grey: &GrayImage, flat_std: f64) -> Option<String> {
     }
 }
 
-struct Pending {
-    frame: Frame,
+struct Pending<P> {
+    index: u64,
+    pts: Option<i64>,
     grey: GrayImage,
     raw: f64,
+    payload: P,
 }
 
-/// Writes a kept frame and returns its file.
-type SaveFrame<'a> = Box<dyn FnMut(&Frame) -> Result<PathBuf, DatasetError> + 'a>;
+/// Writes a kept frame (its payload and index) and returns its file.
+type SaveFrame<'a, P> = Box<dyn FnMut(&P, u64) -> Result<PathBuf, DatasetError> + 'a>;
 
-/// Picks key frames from a stream of frames; `save` is called for each kept frame and
-/// returns the file it wrote.
-pub struct KeyframePicker<'a> {
+/// Picks key frames from a stream of frames, each given as its blurred grey picture and a
+/// payload (the frame, in whatever form `save` writes); `save` is called for each kept frame
+/// and returns the file it wrote.
+pub struct KeyframePicker<'a, P> {
     spec: KeyframeSpec,
     previous: Option<GrayImage>,
     smoothed: Option<f64>,
-    ring: VecDeque<Pending>,
+    ring: VecDeque<Pending<P>>,
     decided: usize,
     kept_hashes: Vec<(u64, u64)>,
     /// Every candidate's outcome, in order.
@@ -142,15 +178,15 @@ pub struct KeyframePicker<'a> {
     /// Every frame's (index, raw score, smoothed score), for the plot.
     pub curve: Vec<(u64, f64, f64)>,
     time_base: Option<f64>,
-    save: SaveFrame<'a>,
+    save: SaveFrame<'a, P>,
 }
 
-impl<'a> KeyframePicker<'a> {
+impl<'a, P> KeyframePicker<'a, P> {
     /// A picker; `time_base` converts timestamps to seconds.
     pub fn new(
         spec: KeyframeSpec,
         time_base: Option<f64>,
-        save: impl FnMut(&Frame) -> Result<PathBuf, DatasetError> + 'a,
+        save: impl FnMut(&P, u64) -> Result<PathBuf, DatasetError> + 'a,
     ) -> Self {
         Self {
             spec,
@@ -166,9 +202,9 @@ impl<'a> KeyframePicker<'a> {
         }
     }
 
-    /// Feeds the next frame.
-    pub fn push(&mut self, frame: Frame) -> Result<(), DatasetError> {
-        let grey = grey_blurred(&frame);
+    /// Feeds the next frame: its index and timestamp, its blurred grey picture (see
+    /// [`grey_blurred`], [`blur3`]) and its payload.
+    pub fn push(&mut self, index: u64, pts: Option<i64>, grey: GrayImage, payload: P) -> Result<(), DatasetError> {
         // The first frame counts as entirely changed: it opens the first shot.
         let raw = match &self.previous {
             Some(prev) if prev.dimensions() == grey.dimensions() => {
@@ -181,15 +217,16 @@ impl<'a> KeyframePicker<'a> {
             _ => raw,
         };
         self.smoothed = Some(score);
-        self.curve.push((frame.index, raw, score));
+        self.curve.push((index, raw, score));
         self.previous = Some(grey.clone());
+        let pending = Pending { index, pts, grey, raw, payload };
         if let Some(every) = self.spec.every {
-            if frame.index % every.max(1) == 0 {
-                return self.consider(Pending { frame, grey, raw });
+            if index % every.max(1) == 0 {
+                return self.consider(pending);
             }
             return Ok(());
         }
-        self.ring.push_back(Pending { frame, grey, raw });
+        self.ring.push_back(pending);
         self.decide(false)
     }
 
@@ -221,9 +258,9 @@ impl<'a> KeyframePicker<'a> {
         Ok(())
     }
 
-    fn consider(&mut self, p: Pending) -> Result<(), DatasetError> {
-        let seconds = p.frame.pts.zip(self.time_base).map(|(pts, tb)| pts as f64 * tb);
-        let mut candidate = Candidate { index: p.frame.index, seconds, score: p.raw, dropped: None, file: None };
+    fn consider(&mut self, p: Pending<P>) -> Result<(), DatasetError> {
+        let seconds = p.pts.zip(self.time_base).map(|(pts, tb)| pts as f64 * tb);
+        let mut candidate = Candidate { index: p.index, seconds, score: p.raw, dropped: None, file: None };
         if let Some(reason) = blank_reason(&p.grey, self.spec.flat_std) {
             candidate.dropped = Some(reason);
         } else {
@@ -233,8 +270,8 @@ impl<'a> KeyframePicker<'a> {
             {
                 candidate.dropped = Some(format!("near-duplicate of frame {other}"));
             } else {
-                self.kept_hashes.push((p.frame.index, hash));
-                candidate.file = Some((self.save)(&p.frame)?);
+                self.kept_hashes.push((p.index, hash));
+                candidate.file = Some((self.save)(&p.payload, p.index)?);
             }
         }
         self.candidates.push(candidate);
@@ -345,49 +382,60 @@ pub fn extract(
     out: &std::path::Path,
     spec: &KeyframeSpec,
 ) -> Result<VideoKeyframes, crate::Error> {
-    use crate::frame::{FramePool, FrameSource, Item};
-    let mut source = crate::io::video::VideoSource::open(video, false)?;
+    use crate::frame::FramePool;
+    use crate::io::video::{Decoded, VideoSource};
+    let mut source = VideoSource::open(video, false)?;
     let tb = source.format().time_base;
     let time_base = (tb.denominator() != 0).then(|| f64::from(tb.numerator()) / f64::from(tb.denominator()));
     let stem = video.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
     std::fs::create_dir_all(out).map_err(|source| DatasetError::Io { path: out.into(), source })?;
-    let save = |frame: &Frame| -> Result<PathBuf, DatasetError> {
-        let path = out.join(format!("{stem}_{:06}.png", frame.index));
+    // Only kept frames are converted to RGB; the differences are taken on the luma plane.
+    let converter = std::cell::RefCell::new(source.rgb_converter());
+    let pool = FramePool::new(2);
+    let save = |decoded: &Decoded, index: u64| -> Result<PathBuf, DatasetError> {
+        let path = out.join(format!("{stem}_{index:06}.png"));
         if !path.exists() {
+            let frame =
+                converter.borrow_mut().convert(decoded, &pool).map_err(|e| DatasetError::Invalid(e.to_string()))?;
             let pending =
                 crate::output::PendingFile::new(&path, true).map_err(|e| DatasetError::Invalid(e.to_string()))?;
-            crate::io::image::write_image(frame, pending.temp_path())?;
+            crate::io::image::write_image(&frame, pending.temp_path())?;
             pending.commit().map_err(|e| DatasetError::Invalid(e.to_string()))?;
         }
         Ok(path)
     };
     let mut picker = KeyframePicker::new(spec.clone(), time_base, save);
-    let pool = FramePool::new(8);
-    let (tx, rx) = crossbeam_channel::bounded::<Result<Frame, crate::Error>>(4);
+    let (tx, rx) = crossbeam_channel::bounded::<Result<Decoded, crate::Error>>(4);
     let mut frames = 0u64;
     std::thread::scope(|scope| -> Result<(), crate::Error> {
-        let decoder_pool = pool.clone();
         scope.spawn(move || loop {
-            let item = match source.next_item(&decoder_pool) {
-                Ok(Some(Item::Frame(f))) => Ok(f),
-                Ok(Some(Item::Passthrough(_))) => continue,
+            let item = match source.next_decoded() {
+                Ok(Some(decoded)) => Ok(decoded),
                 Ok(None) => break,
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             let failed = item.is_err();
             if tx.send(item).is_err() || failed {
                 break;
             }
         });
-        for frame in rx {
-            let frame = frame?;
+        let pool = FramePool::new(2);
+        for decoded in rx {
+            let decoded = decoded?;
             frames += 1;
-            picker.push(frame)?;
+            let luma = converter.borrow().luma(&decoded);
+            let grey = match luma {
+                Some(grey) => blur3(&grey),
+                None => grey_blurred(&converter.borrow_mut().convert(&decoded, &pool)?),
+            };
+            picker.push(decoded.index, decoded.pts, grey, decoded)?;
         }
         picker.finish()?;
         Ok(())
     })?;
-    Ok(VideoKeyframes { source: video.into(), frames, candidates: picker.candidates, curve: picker.curve })
+    let candidates = std::mem::take(&mut picker.candidates);
+    let curve = std::mem::take(&mut picker.curve);
+    Ok(VideoKeyframes { source: video.into(), frames, candidates, curve })
 }
 
 /// The header of keyframe manifests.
@@ -419,12 +467,13 @@ mod tests {
         }
         let mut saved = Vec::new();
         let spec = KeyframeSpec { window: 9, ..Default::default() };
-        let mut picker = KeyframePicker::new(spec, Some(1.0), |f: &Frame| {
-            saved.push(f.index);
-            Ok(PathBuf::from(format!("{}.png", f.index)))
+        let mut picker = KeyframePicker::new(spec, Some(1.0), |f: &Frame, index| {
+            assert_eq!(f.index, index);
+            saved.push(index);
+            Ok(PathBuf::from(format!("{index}.png")))
         });
         for f in frames {
-            picker.push(f).unwrap();
+            picker.push(f.index, f.pts, grey_blurred(&f), f).unwrap();
         }
         picker.finish().unwrap();
         let outcome: Vec<(u64, Option<String>)> =
@@ -440,12 +489,13 @@ mod tests {
     fn every_nth_mode() {
         let mut kept = Vec::new();
         let spec = KeyframeSpec { every: Some(10), duplicate_distance: 0, ..Default::default() };
-        let mut picker = KeyframePicker::new(spec, None, |f: &Frame| {
-            kept.push(f.index);
+        let mut picker = KeyframePicker::new(spec, None, |_: &Frame, index| {
+            kept.push(index);
             Ok(PathBuf::new())
         });
         for i in 0..25 {
-            picker.push(textured(i as u32 + 1, i)).unwrap();
+            let f = textured(i as u32 + 1, i);
+            picker.push(i, None, grey_blurred(&f), f).unwrap();
         }
         picker.finish().unwrap();
         drop(picker);
@@ -464,6 +514,9 @@ mod tests {
         assert_eq!(g.get_pixel(11, 11).0[0], 10);
         // Otsu's level falls at 10: the centre and its four 20s are above it, the corners not.
         assert_eq!(imageproc::contrast::otsu_level(&g), 10);
+        let mut histogram = [0u64; 256];
+        g.pixels().for_each(|p| histogram[usize::from(p.0[0])] += 1);
+        assert_eq!(otsu(&histogram), imageproc::contrast::otsu_level(&g), "our Otsu agrees with imageproc's");
         assert_eq!(changed_pixels(&grey_blurred(&flat(0, 0)), &g, 8), 5);
     }
 }

@@ -154,18 +154,106 @@ pub struct VideoSource {
     video_index: usize,
     forward: Vec<bool>,
     format: VideoFormat,
-    scaler: Option<scaling::Context>,
-    decoded: frame::Video,
-    rgb: frame::Video,
-    pending: VecDeque<Item>,
+    converter: RgbConverter,
+    pending: VecDeque<Passthrough>,
     draining: bool,
     next_index: u64,
     bad_packets: u64,
 }
 
-// SAFETY: the scaling context is only ever used by the thread that owns the source; it holds
-// no thread-affine state (FFmpeg's swscale contexts may move between threads).
-unsafe impl Send for VideoSource {}
+/// A decoded picture of the video stream, not yet converted to RGB.
+pub struct Decoded {
+    /// The picture in the decoder's pixel format.
+    pub picture: frame::Video,
+    /// Its position in the stream, from 0.
+    pub index: u64,
+    /// Its timestamp in the stream's time base.
+    pub pts: Option<i64>,
+}
+
+/// Converts decoded pictures to packed RGB with the stream's colour description.
+pub struct RgbConverter {
+    path: PathBuf,
+    width: u32,
+    height: u32,
+    colour: ColourDescription,
+    scaler: Option<scaling::Context>,
+    rgb: frame::Video,
+}
+
+// SAFETY: the scaling context is only ever used by the thread that owns the converter; it
+// holds no thread-affine state (FFmpeg's swscale contexts may move between threads).
+unsafe impl Send for RgbConverter {}
+
+impl RgbConverter {
+    /// Converts one picture (which must have the stream's size) into a frame from `pool`.
+    pub fn convert(&mut self, decoded: &Decoded, pool: &FramePool) -> Result<Frame, VideoError> {
+        let picture = &decoded.picture;
+        let (w, h) = (picture.width(), picture.height());
+        if (w, h) != (self.width, self.height) {
+            return Err(VideoError::Unsupported {
+                path: self.path.clone(),
+                reason: format!("frame size changed mid-stream from {}x{} to {w}x{h}", self.width, self.height),
+            });
+        }
+        let err = |source| VideoError::Ffmpeg { path: self.path.clone(), step: "converting a frame to RGB", source };
+        if self.scaler.is_none() {
+            let flags = scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT;
+            let mut scaler =
+                scaling::Context::get(picture.format(), w, h, format::Pixel::RGB24, w, h, flags).map_err(err)?;
+            let full = i32::from(self.colour.range == color::Range::JPEG);
+            // SAFETY: the context is valid; the coefficient tables are static in libswscale.
+            unsafe {
+                let table = ffmpeg::ffi::sws_getCoefficients(self.colour.sws_coefficients());
+                ffmpeg::ffi::sws_setColorspaceDetails(scaler.as_mut_ptr(), table, full, table, 1, 0, 1 << 16, 1 << 16);
+            }
+            self.scaler = Some(scaler);
+        }
+        let scaler = self.scaler.as_mut().expect("created above");
+        scaler.run(picture, &mut self.rgb).map_err(err)?;
+        let row = w as usize * 3;
+        let stride = self.rgb.stride(0);
+        let mut data = pool.take(Frame::byte_len(w, h));
+        let plane = self.rgb.data(0);
+        for (y, out) in data.chunks_exact_mut(row).enumerate() {
+            out.copy_from_slice(&plane[y * stride..y * stride + row]);
+        }
+        Ok(Frame { width: w, height: h, data, pts: decoded.pts, index: decoded.index })
+    }
+
+    /// The picture's luma as full-range grey (0–255), when its format has a luma plane:
+    /// what OpenCV's grey of the RGB conversion is, up to the matrix's rounding.
+    pub fn luma(&self, decoded: &Decoded) -> Option<image::GrayImage> {
+        let picture = &decoded.picture;
+        let descriptor = picture.format().descriptor()?;
+        // Planar or semi-planar Y'CbCr: plane 0 is 8-bit luma.
+        let yuv = !matches!(picture.format(), format::Pixel::GRAY8)
+            && descriptor.nb_components() >= 3
+            && picture.planes() >= 2
+            && descriptor.log2_chroma_w() + descriptor.log2_chroma_h() > 0
+            || matches!(picture.format(), format::Pixel::YUV444P | format::Pixel::YUVJ444P);
+        if !yuv {
+            return None;
+        }
+        let (w, h) = (picture.width() as usize, picture.height() as usize);
+        let full = self.colour.range == color::Range::JPEG
+            || matches!(picture.format(), format::Pixel::YUVJ420P | format::Pixel::YUVJ422P | format::Pixel::YUVJ444P);
+        let lut: [u8; 256] = std::array::from_fn(|v| {
+            if full {
+                v as u8
+            } else {
+                ((v as f32 - 16.0) * 255.0 / 219.0).round().clamp(0.0, 255.0) as u8
+            }
+        });
+        let stride = picture.stride(0);
+        let plane = picture.data(0);
+        let mut grey = Vec::with_capacity(w * h);
+        for y in 0..h {
+            grey.extend(plane[y * stride..y * stride + w].iter().map(|&v| lut[v as usize]));
+        }
+        image::GrayImage::from_raw(w as u32, h as u32, grey)
+    }
+}
 
 /// A packet of a copied stream, forwarded untouched from source to sink.
 pub struct VideoPacket {
@@ -235,10 +323,15 @@ impl VideoSource {
             decoder,
             video_index,
             forward,
+            converter: RgbConverter {
+                path: path.to_path_buf(),
+                width,
+                height,
+                colour,
+                scaler: None,
+                rgb: frame::Video::empty(),
+            },
             format,
-            scaler: None,
-            decoded: frame::Video::empty(),
-            rgb: frame::Video::empty(),
             pending: VecDeque::new(),
             draining: false,
             next_index: 0,
@@ -251,62 +344,39 @@ impl VideoSource {
         &self.format
     }
 
-    /// Converts the frame in `self.decoded` to packed RGB.
-    fn convert(&mut self, pool: &FramePool) -> Result<Frame, VideoError> {
-        let (w, h) = (self.decoded.width(), self.decoded.height());
-        if (w, h) != (self.format.width, self.format.height) {
-            return Err(VideoError::Unsupported {
-                path: self.path.clone(),
-                reason: format!(
-                    "frame size changed mid-stream from {}x{} to {w}x{h}",
-                    self.format.width, self.format.height
-                ),
-            });
+    /// A converter to RGB for this stream's pictures (to use on another thread).
+    pub fn rgb_converter(&self) -> RgbConverter {
+        let c = &self.converter;
+        RgbConverter {
+            path: c.path.clone(),
+            width: c.width,
+            height: c.height,
+            colour: c.colour,
+            scaler: None,
+            rgb: frame::Video::empty(),
         }
-        let err = |source| VideoError::Ffmpeg { path: self.path.clone(), step: "converting a frame to RGB", source };
-        if self.scaler.is_none() {
-            let flags = scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT;
-            let mut scaler =
-                scaling::Context::get(self.decoded.format(), w, h, format::Pixel::RGB24, w, h, flags).map_err(err)?;
-            let colour = self.format.colour;
-            let full = i32::from(colour.range == color::Range::JPEG);
-            // SAFETY: the context is valid; the coefficient tables are static in libswscale.
-            unsafe {
-                let table = ffmpeg::ffi::sws_getCoefficients(colour.sws_coefficients());
-                ffmpeg::ffi::sws_setColorspaceDetails(scaler.as_mut_ptr(), table, full, table, 1, 0, 1 << 16, 1 << 16);
-            }
-            self.scaler = Some(scaler);
-        }
-        let scaler = self.scaler.as_mut().expect("created above");
-        scaler.run(&self.decoded, &mut self.rgb).map_err(err)?;
-        let row = w as usize * 3;
-        let stride = self.rgb.stride(0);
-        let mut data = pool.take(Frame::byte_len(w, h));
-        let plane = self.rgb.data(0);
-        for (y, out) in data.chunks_exact_mut(row).enumerate() {
-            out.copy_from_slice(&plane[y * stride..y * stride + row]);
-        }
-        let index = self.next_index;
-        self.next_index += 1;
-        Ok(Frame { width: w, height: h, data, pts: self.decoded.timestamp().or(self.decoded.pts()), index })
     }
-}
 
-impl FrameSource for VideoSource {
-    fn next_item(&mut self, pool: &FramePool) -> Result<Option<Item>, crate::Error> {
+    /// The next decoded picture, or a forwarded packet of another stream; `None` at the end.
+    fn next_event(&mut self) -> Result<Option<Result<Decoded, Passthrough>>, VideoError> {
         loop {
-            if let Some(item) = self.pending.pop_front() {
-                return Ok(Some(item));
+            if let Some(packet) = self.pending.pop_front() {
+                return Ok(Some(Err(packet)));
             }
-            match self.decoder.receive_frame(&mut self.decoded) {
-                Ok(()) => return Ok(Some(Item::Frame(self.convert(pool)?))),
+            let mut picture = frame::Video::empty();
+            match self.decoder.receive_frame(&mut picture) {
+                Ok(()) => {
+                    let index = self.next_index;
+                    self.next_index += 1;
+                    let pts = picture.timestamp().or(picture.pts());
+                    return Ok(Some(Ok(Decoded { picture, index, pts })));
+                }
                 Err(ffmpeg::Error::Eof) => {
                     if self.next_index == 0 {
                         return Err(VideoError::Unsupported {
                             path: self.path.clone(),
                             reason: "no video frame could be decoded".into(),
-                        }
-                        .into());
+                        });
                     }
                     if self.bad_packets > 0 {
                         tracing::warn!(
@@ -318,9 +388,7 @@ impl FrameSource for VideoSource {
                     return Ok(None);
                 }
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {}
-                Err(source) => {
-                    return Err(VideoError::Ffmpeg { path: self.path.clone(), step: "decoding", source }.into())
-                }
+                Err(source) => return Err(VideoError::Ffmpeg { path: self.path.clone(), step: "decoding", source }),
             }
             if self.draining {
                 return Ok(None);
@@ -335,19 +403,37 @@ impl FrameSource for VideoSource {
                             self.bad_packets += 1;
                         }
                     } else if self.forward.get(index).copied().unwrap_or(false) {
-                        let item: Passthrough = Box::new(VideoPacket { packet, input_index: index });
-                        self.pending.push_back(Item::Passthrough(item));
+                        self.pending.push_back(Box::new(VideoPacket { packet, input_index: index }));
                     }
                 }
                 Err(ffmpeg::Error::Eof) => {
                     self.draining = true;
                     let _ = self.decoder.send_eof();
                 }
-                Err(source) => {
-                    return Err(VideoError::Ffmpeg { path: self.path.clone(), step: "reading", source }.into())
-                }
+                Err(source) => return Err(VideoError::Ffmpeg { path: self.path.clone(), step: "reading", source }),
             }
         }
+    }
+
+    /// The next decoded picture, unconverted; packets of other streams are dropped.
+    pub fn next_decoded(&mut self) -> Result<Option<Decoded>, VideoError> {
+        loop {
+            match self.next_event()? {
+                Some(Ok(decoded)) => return Ok(Some(decoded)),
+                Some(Err(_packet)) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+impl FrameSource for VideoSource {
+    fn next_item(&mut self, pool: &FramePool) -> Result<Option<Item>, crate::Error> {
+        Ok(match self.next_event()? {
+            Some(Ok(decoded)) => Some(Item::Frame(self.converter.convert(&decoded, pool)?)),
+            Some(Err(packet)) => Some(Item::Passthrough(packet)),
+            None => None,
+        })
     }
 }
 

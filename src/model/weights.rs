@@ -312,7 +312,14 @@ pub(crate) fn save_tensors(
     safetensors::serialize_to_file(views, Some(metadata), path).map_err(|e| match e {
         safetensors::SafeTensorError::IoError(source) => WeightsError::Io { path: path.into(), source },
         other => corrupt(path, other),
-    })
+    })?;
+    // The safetensors crate creates files readable by their owner only; weights are shared.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+    }
+    Ok(())
 }
 
 /// Writes the generator variables of `vs` with `info` as metadata.
