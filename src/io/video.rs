@@ -628,8 +628,3 @@ impl FrameSink for VideoSink {
         Ok(())
     }
 }
-
-/// Whether a path looks like something FFmpeg can open (any file that is not an image).
-pub fn is_video_path(path: &Path) -> bool {
-    !crate::io::image::is_image_path(path)
-}
