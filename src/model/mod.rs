@@ -13,6 +13,19 @@ use tch::{nn::VarStore, Device, Kind};
 pub use generator::{Generator, GeneratorConfig};
 pub use weights::{ModelInfo, StoredPrecision, WeightsError};
 
+/// Serialises seeded initialisations: libtorch has one global random generator per process,
+/// so two threads seeding and drawing from it at once (parallel tests, a library user's
+/// threads) would each get the other's numbers.
+static GLOBAL_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `build` with libtorch's global generator seeded with `seed` and no other seeded
+/// initialisation interleaved, so weights drawn inside are a function of the seed alone.
+pub fn with_seed<T>(seed: u64, build: impl FnOnce() -> T) -> T {
+    let _guard = GLOBAL_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::manual_seed(seed as i64);
+    build()
+}
+
 /// A generator with its weights, on a device, in a precision.
 pub struct StyleModel {
     vs: VarStore,
@@ -36,9 +49,8 @@ impl StyleModel {
 
     /// A randomly initialised (untrained) generator on the CPU, seeded for reproducibility.
     pub fn init(config: GeneratorConfig, seed: u64, description: &str) -> Self {
-        tch::manual_seed(seed as i64);
         let vs = VarStore::new(Device::Cpu);
-        let generator = Generator::new(&vs.root(), config);
+        let generator = with_seed(seed, || Generator::new(&vs.root(), config));
         let info = ModelInfo { config, trained: false, description: description.to_string() };
         Self { vs, generator, info }
     }

@@ -117,11 +117,10 @@ struct Nets {
 
 impl Nets {
     fn new(config: &TrainConfig, device: Device) -> Self {
-        tch::manual_seed(config.seed as i64);
-        let g_vs = VarStore::new(device);
-        let generator = Generator::new(&g_vs.root(), config.generator());
-        let d_vs = VarStore::new(device);
-        let discriminator = Discriminator::new(&d_vs.root(), config.disc_channels);
+        let (g_vs, d_vs) = (VarStore::new(device), VarStore::new(device));
+        let (generator, discriminator) = crate::model::with_seed(config.seed, || {
+            (Generator::new(&g_vs.root(), config.generator()), Discriminator::new(&d_vs.root(), config.disc_channels))
+        });
         let adam_g = Adam::new(g_vs.variables(), config.lr_g, config.beta1, config.beta2);
         let adam_d = Adam::new(d_vs.variables(), config.lr_d, config.beta1, config.beta2);
         Self { g_vs, generator, d_vs, discriminator, adam_g, adam_d }
