@@ -5,6 +5,7 @@ japanim on the same inputs (see benches/dataset.sh). Needs numpy and opencv-pyth
   python original_approach.py smooth-loop IN_DIR OUT_DIR [LIMIT]   # per-pixel Python loop
   python original_approach.py smooth-vector IN_DIR OUT_DIR         # same maths, vectorised
   python original_approach.py crop IN_DIR OUT_DIR                  # six 256² crops, 3×2 grid
+  python original_approach.py compare DIR_A DIR_B                  # differing values of same-named images
 """
 import os
 import sys
@@ -97,6 +98,11 @@ def images(folder, limit=None):
 def main():
     cv2.setNumThreads(2)
     mode, src, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    if mode == "compare":
+        names = sorted(os.listdir(src))
+        differing = sum(int(np.sum(cv2.imread(os.path.join(src, n)) != cv2.imread(os.path.join(out, n)))) for n in names)
+        print(f"{differing} of {len(names) * 256 * 256 * 3} values differ")
+        return
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
     if mode == "keyframes":

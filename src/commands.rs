@@ -66,8 +66,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Model(ModelCommand::Info { path }) => model_info(&path),
         Command::Model(ModelCommand::ConvertVgg { onnx, output, overwrite }) => convert_vgg(&onnx, &output, overwrite),
         Command::Dataset(DatasetCommand::Keyframes(args)) => dataset_keyframes(args),
-        Command::Dataset(DatasetCommand::Crop(args)) => dataset_crop(args),
-        Command::Dataset(DatasetCommand::Smooth { input, output }) => dataset_smooth(&input, &output),
+        Command::Dataset(DatasetCommand::Crop(args)) => dataset_crop(args, !cli.quiet),
+        Command::Dataset(DatasetCommand::Smooth { input, output }) => dataset_smooth(&input, &output, !cli.quiet),
         Command::Dataset(DatasetCommand::Build(args)) => dataset_build(args, !cli.quiet),
         Command::Train(args) => train(args, !cli.quiet),
         Command::Export(args) => export(args),
@@ -193,8 +193,61 @@ fn dataset_keyframes(_args: KeyframesArgs) -> Result<()> {
     bail!("this japanim was built without the `video` feature: it cannot decode videos")
 }
 
+/// Runs `work` on every image of a folder job on all cores, with a progress bar. An image
+/// that fails is skipped with its reason logged; the job fails only when every image did.
+/// Returns the number of outputs written and the skipped images.
+fn for_each_image(
+    images: &[std::path::PathBuf],
+    progress: bool,
+    work: impl Fn(&std::path::Path) -> Result<usize> + Sync,
+) -> Result<(usize, usize)> {
+    use rayon::prelude::*;
+    let bar =
+        if progress { indicatif::ProgressBar::new(images.len() as u64) } else { indicatif::ProgressBar::hidden() };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} {wide_bar} {pos}/{len} images, {per_sec}, ETA {eta}",
+        )
+        .expect("valid"),
+    );
+    let outcomes: Vec<Result<usize>> = images
+        .par_iter()
+        .map(|path| {
+            let outcome = work(path);
+            bar.inc(1);
+            outcome
+        })
+        .collect();
+    bar.finish_and_clear();
+    let (mut written, mut skipped) = (0, 0);
+    let mut last_error = None;
+    for (path, outcome) in images.iter().zip(outcomes) {
+        match outcome {
+            Ok(n) => written += n,
+            Err(err) => {
+                let reason = one_line(&err);
+                tracing::warn!("skipped {}: {reason}", path.display());
+                skipped += 1;
+                last_error = Some(reason);
+            }
+        }
+    }
+    match last_error {
+        Some(reason) if skipped == images.len() => bail!("no image could be used; the last one: {reason}"),
+        _ => Ok((written, skipped)),
+    }
+}
+
+/// Writes an image as PNG under a temporary name and renames it into place.
+fn save_png(img: &image::RgbImage, target: &std::path::Path) -> Result<()> {
+    let pending = PendingFile::new(target, false)?;
+    japanim::io::image::write_rgb(pending.temp_path(), img.as_raw(), img.width(), img.height())?;
+    pending.commit()?;
+    Ok(())
+}
+
 /// `dataset crop`.
-fn dataset_crop(args: CropArgs) -> Result<()> {
+fn dataset_crop(args: CropArgs, progress: bool) -> Result<()> {
     use japanim::dataset::crop::{crops, CropSpec};
     let images = folder_job(&args.input, &args.output)?;
     let spec = CropSpec {
@@ -204,47 +257,35 @@ fn dataset_crop(args: CropArgs) -> Result<()> {
         scale: args.scale,
         seed: args.crop.seed.unwrap_or(0),
     };
-    let (mut written, mut skipped) = (0, 0);
-    for path in &images {
+    let (written, skipped) = for_each_image(&images, progress, |path| {
         let name = path.file_name().expect("listed").to_string_lossy().into_owned();
+        let stem = path.file_stem().expect("listed").to_string_lossy().into_owned();
         let img = japanim::io::image::read_rgb(path)?;
-        match crops(&img, &spec, &name) {
-            Ok(pieces) => {
-                let stem = path.file_stem().expect("listed").to_string_lossy();
-                for (k, piece) in pieces.iter().enumerate() {
-                    let target = args.output.join(format!("{stem}_{k}.png"));
-                    if !target.exists() {
-                        let pending = PendingFile::new(&target, false)?;
-                        piece.save(pending.temp_path())?;
-                        pending.commit()?;
-                    }
-                    written += 1;
-                }
-            }
-            Err(e) => {
-                tracing::warn!("skipped {}: {e}", path.display());
-                skipped += 1;
+        let pieces = crops(&img, &spec, &name)?;
+        for (k, piece) in pieces.iter().enumerate() {
+            let target = args.output.join(format!("{stem}_{k}.png"));
+            if !target.exists() {
+                save_png(piece, &target)?;
             }
         }
-    }
+        Ok(pieces.len())
+    })?;
     tracing::info!("{written} crops in {} ({skipped} images skipped)", args.output.display());
     Ok(())
 }
 
 /// `dataset smooth`.
-fn dataset_smooth(input: &std::path::Path, output: &std::path::Path) -> Result<()> {
+fn dataset_smooth(input: &std::path::Path, output: &std::path::Path, progress: bool) -> Result<()> {
     let images = folder_job(input, output)?;
-    for path in &images {
+    let (written, skipped) = for_each_image(&images, progress, |path| {
         let target = output.join(path.file_name().expect("listed")).with_extension("png");
-        if target.exists() {
-            continue;
+        if !target.exists() {
+            let img = japanim::io::image::read_rgb(path)?;
+            save_png(&japanim::dataset::smooth::smooth(&img), &target)?;
         }
-        let img = japanim::io::image::read_rgb(path)?;
-        let pending = PendingFile::new(&target, false)?;
-        japanim::dataset::smooth::smooth(&img).save(pending.temp_path())?;
-        pending.commit()?;
-    }
-    tracing::info!("{} smoothed images in {}", images.len(), output.display());
+        Ok(1)
+    })?;
+    tracing::info!("{written} smoothed images in {} ({skipped} images skipped)", output.display());
     Ok(())
 }
 

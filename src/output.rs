@@ -72,7 +72,10 @@ impl PendingFile {
         }
         let stem = destination.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let ext = destination.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
-        let temp = folder.join(format!(".{stem}.partial-{}{ext}", std::process::id()));
+        // Process id and a counter: unique even when threads write outputs of the same name.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = folder.join(format!(".{stem}.partial-{}-{n}{ext}", std::process::id()));
         if let Ok(mut list) = UNFINISHED.lock() {
             list.push(temp.clone());
         }

@@ -165,8 +165,7 @@ fn check_output(spec: &BuildSpec) -> Result<(), DatasetError> {
 
 fn write_atomically(img: &image::RgbImage, path: &Path) -> Result<(), DatasetError> {
     let pending = PendingFile::new(path, true).map_err(|e| DatasetError::Invalid(e.to_string()))?;
-    img.save(pending.temp_path())
-        .map_err(|source| crate::io::image::ImageError::Codec { path: path.into(), source })?;
+    crate::io::image::write_rgb(pending.temp_path(), img.as_raw(), img.width(), img.height())?;
     pending.commit().map_err(|e| DatasetError::Invalid(e.to_string()))?;
     Ok(())
 }

@@ -181,9 +181,30 @@ pub fn rgb_to_yuv(
     }
 }
 
+/// Expands limited-range ("TV", 16–235) luma to full-range grey (0–255), rounded to nearest:
+/// `⌊((y − 16) · 255 + 109) / 219⌋`, exact because no input lies on a rounding tie
+/// (255/219 = 85/73 and 73 is odd). In 16-bit lanes, so it vectorises.
+pub fn expand_limited_luma(limited: &[u8], full: &mut [u8]) {
+    for (out, &y) in full.iter_mut().zip(limited) {
+        let above_black = u16::from(y).clamp(16, 235) - 16;
+        *out = ((above_black * 255 + 109) / 219) as u8;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limited_luma_expands_exactly() {
+        let limited: Vec<u8> = (0..=255).collect();
+        let mut full = vec![0u8; 256];
+        expand_limited_luma(&limited, &mut full);
+        for (y, &f) in full.iter().enumerate() {
+            let expected = ((y as f64 - 16.0) * 255.0 / 219.0).round().clamp(0.0, 255.0) as u8;
+            assert_eq!(f, expected, "luma {y}");
+        }
+    }
 
     fn round_trip(rgb: &[u8], w: u32, h: u32, chroma: Chroma, range: Range) -> Vec<u8> {
         let (cw, ch) = chroma.plane_size(w, h);

@@ -238,18 +238,16 @@ impl RgbConverter {
         let (w, h) = (picture.width() as usize, picture.height() as usize);
         let full = self.colour.range == color::Range::JPEG
             || matches!(picture.format(), format::Pixel::YUVJ420P | format::Pixel::YUVJ422P | format::Pixel::YUVJ444P);
-        let lut: [u8; 256] = std::array::from_fn(|v| {
-            if full {
-                v as u8
-            } else {
-                ((v as f32 - 16.0) * 255.0 / 219.0).round().clamp(0.0, 255.0) as u8
-            }
-        });
         let stride = picture.stride(0);
         let plane = picture.data(0);
-        let mut grey = Vec::with_capacity(w * h);
-        for y in 0..h {
-            grey.extend(plane[y * stride..y * stride + w].iter().map(|&v| lut[v as usize]));
+        let mut grey = vec![0u8; w * h];
+        for (y, target) in grey.chunks_exact_mut(w).enumerate() {
+            let row = &plane[y * stride..y * stride + w];
+            if full {
+                target.copy_from_slice(row);
+            } else {
+                crate::io::colour::expand_limited_luma(row, target);
+            }
         }
         image::GrayImage::from_raw(w as u32, h as u32, grey)
     }

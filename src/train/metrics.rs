@@ -174,8 +174,7 @@ pub fn plot(run: &Path) -> Result<PathBuf, TrainError> {
 }
 
 fn save_rgb(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<(), TrainError> {
-    image::save_buffer(path, rgb, w, h, image::ExtendedColorType::Rgb8)
-        .map_err(|e| TrainError::Run(format!("writing {}: {e}", path.display())))
+    crate::io::image::write_rgb(path, rgb, w, h).map_err(|e| TrainError::Run(format!("writing {e}")))
 }
 
 /// Writes a grid: the inputs on the top row, the generator's outputs below, `side`² each.
