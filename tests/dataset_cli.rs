@@ -133,6 +133,25 @@ fn crop_and_smooth_commands() {
     let out = run(japanim().args(["dataset", "smooth"]).arg(&crops).arg("-o").arg(&smooth));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(listing(&smooth), listing(&crops));
+
+    // An unreadable file among good ones is skipped with its name and reason; the rest is done.
+    std::fs::write(src.join("f02.png"), b"not a png").unwrap();
+    let crops2 = dir.path().join("crops2");
+    let out = run(japanim()
+        .env("RUST_LOG", "warn")
+        .args(["dataset", "crop", "--size", "96", "--per-image", "3"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&crops2));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(listing(&crops2).len(), 6, "the two good images are cropped");
+    assert!(stderr(&out).contains("skipped") && stderr(&out).contains("f02.png"), "{}", stderr(&out));
+    // Every image unreadable: an error, not an empty success.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::write(bad.join("a.png"), b"nope").unwrap();
+    let out = run(japanim().args(["dataset", "smooth"]).arg(&bad).arg("-o").arg(dir.path().join("smooth2")));
+    assert_one_line_error(&out, "no image could be used");
 }
 
 /// A video of four static shots of 40 frames each: A, B, black, A again (cuts at 40, 80, 120).
