@@ -59,6 +59,22 @@ fn half_precision_file_loads_close_to_the_original() {
 }
 
 #[test]
+fn bf16_on_the_cpu_stays_close_to_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.safetensors");
+    tiny().save(StoredPrecision::F32, &path).unwrap();
+    let input = frame(24, 20);
+    let full = stylize(load(&path).unwrap(), &input);
+    let half = stylize(StyleModel::load(&path, Device::Cpu, Kind::BFloat16).unwrap(), &input);
+    assert_eq!(half.len(), full.len());
+    let mse = full.iter().zip(&half).map(|(x, y)| f64::from(x.abs_diff(*y)).powi(2)).sum::<f64>() / full.len() as f64;
+    let psnr = 10.0 * (255f64.powi(2) / mse.max(1e-12)).log10();
+    // 8 bits of mantissa: about 50 dB on real photos with the default model.
+    assert!(psnr > 35.0, "bf16 output is {psnr:.1} dB from f32");
+    assert!(half != full, "the bf16 run computed in bf16 (its rounding shows)");
+}
+
+#[test]
 fn odd_sizes_come_back_at_the_same_size() {
     for (w, h) in [(33, 17), (1, 1), (5, 3), (64, 9)] {
         let out = stylize(tiny(), &frame(w, h));
