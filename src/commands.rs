@@ -501,9 +501,9 @@ fn bench(args: BenchArgs) -> Result<()> {
             batch: args.batch,
             ..Default::default()
         };
-        let seconds = japanim::train::run::benchmark_steps(&config, args.frames, device)?;
+        let seconds = japanim::train::run::benchmark_steps(&config, args.frames, device, kind)?;
         println!(
-            "training step {}ch/{}res, {}² crops, batch {}, {device:?}, {} threads: {seconds:.3} s/step",
+            "training step {}ch/{}res, {}² crops, batch {}, {device:?} {kind:?} arithmetic (f32 weights), {} threads: {seconds:.3} s/step",
             args.base_channels,
             args.residual_blocks,
             args.size.0,

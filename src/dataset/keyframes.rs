@@ -249,7 +249,7 @@ impl<'a, P> KeyframePicker<'a, P> {
         self.previous = Some(grey.clone());
         let pending = Pending { index, pts, grey, raw, payload };
         if let Some(every) = self.spec.every {
-            if index % every.max(1) == 0 {
+            if index.is_multiple_of(every.max(1)) {
                 return self.consider(pending);
             }
             return Ok(());

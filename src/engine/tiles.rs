@@ -71,7 +71,7 @@ impl TilePlan {
         if max_tile < 2 * halo + 4 {
             return Err(format!("tile {max_tile} must be larger than twice the halo ({halo})"));
         }
-        debug_assert!(width % 4 == 0 && height % 4 == 0);
+        debug_assert!(width.is_multiple_of(4) && height.is_multiple_of(4));
         let (tw, xs) = axis(width, tile_length(width, max_tile, halo), halo);
         let (th, ys) = axis(height, tile_length(height, max_tile, halo), halo);
         let mut tiles = Vec::with_capacity(xs.len() * ys.len());

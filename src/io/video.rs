@@ -471,7 +471,7 @@ impl VideoSink {
             .video()
             .map_err(|e| err("creating the video encoder", e))?;
         // x264's 4:2:0 needs even sides; odd-sized video is kept whole as 4:4:4.
-        let pixel = if format.width % 2 == 0 && format.height % 2 == 0 {
+        let pixel = if format.width.is_multiple_of(2) && format.height.is_multiple_of(2) {
             format::Pixel::YUV420P
         } else {
             format::Pixel::YUV444P

@@ -53,6 +53,17 @@ pub(crate) fn leaky_relu(x: &Tensor) -> Result<Tensor, TchError> {
     x.f_maximum(&x.f_mul_scalar(0.2)?)
 }
 
+/// `parameter` in the number format of `x`: a no-op when they agree (inference casts the
+/// weights once), a differentiable cast when training in mixed precision (f32 master
+/// weights, bf16 arithmetic), so gradients reach the f32 weights.
+pub(crate) fn like(parameter: &Tensor, x: &Tensor) -> Result<Tensor, TchError> {
+    if parameter.kind() == x.kind() {
+        Ok(parameter.shallow_clone())
+    } else {
+        parameter.f_to_kind(x.kind())
+    }
+}
+
 /// A convolution with its own stride and padding, applied with fallible ops.
 #[derive(Debug)]
 pub(crate) struct Conv {
@@ -71,12 +82,13 @@ impl Conv {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        let (weight, bias) = (like(&self.weight, x)?, like(&self.bias, x)?);
         if self.reflect {
             let p = self.padding;
             let x = x.f_reflection_pad2d([p, p, p, p])?;
-            x.f_conv2d(&self.weight, Some(&self.bias), [self.stride], [0], [1], 1)
+            x.f_conv2d(&weight, Some(&bias), [self.stride], [0], [1], 1)
         } else {
-            x.f_conv2d(&self.weight, Some(&self.bias), [self.stride], [self.padding], [1], 1)
+            x.f_conv2d(&weight, Some(&bias), [self.stride], [self.padding], [1], 1)
         }
     }
 }
@@ -97,7 +109,7 @@ impl Deconv {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        x.f_conv_transpose2d(&self.weight, Some(&self.bias), [2], [1], [1], 1, [1])
+        x.f_conv_transpose2d(&like(&self.weight, x)?, Some(&like(&self.bias, x)?), [2], [1], [1], 1, [1])
     }
 }
 
@@ -114,7 +126,7 @@ impl InstanceNorm {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        own_instance_norm(x, &self.weight, &self.bias)
+        own_instance_norm(x, &like(&self.weight, x)?, &like(&self.bias, x)?)
     }
 }
 
@@ -246,7 +258,7 @@ impl Generator {
         let mut layer = 0;
         let mut norm = |n: &InstanceNorm, x: &Tensor| {
             layer += 1;
-            hook.normalize(layer - 1, x, &n.weight, &n.bias)
+            hook.normalize(layer - 1, x, &like(&n.weight, x)?, &like(&n.bias, x)?)
         };
         let mut h = leaky_relu(&norm(&self.norm_in, &self.conv_in.forward(x)?)?)?;
         for block in &self.down {

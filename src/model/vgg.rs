@@ -188,7 +188,8 @@ impl Vgg {
     pub fn features(&self, x: &Tensor) -> Result<Tensor, TchError> {
         let mut h = self.preprocess(x)?;
         for (weight, bias, pool) in &self.convs {
-            h = h.f_conv2d(weight, Some(bias), [1], [1], [1], 1)?.f_relu()?;
+            let (weight, bias) = (super::generator::like(weight, &h)?, super::generator::like(bias, &h)?);
+            h = h.f_conv2d(&weight, Some(&bias), [1], [1], [1], 1)?.f_relu()?;
             if *pool {
                 h = h.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?;
             }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
+use crate::device::PrecisionChoice;
 use crate::model::GeneratorConfig;
 
 /// Everything that determines a run. Unset keys take the original JapanimationGAN values.
@@ -57,6 +58,10 @@ pub struct TrainConfig {
     pub vgg: Option<PathBuf>,
     /// Device: auto, cpu, cuda or cuda:N.
     pub device: String,
+    /// Arithmetic of the forward and backward passes: auto (bf16 on a GPU, f32 on the CPU),
+    /// f32 or bf16. Weights, optimiser moments and losses stay f32 either way (mixed
+    /// precision); f16 is refused, since it would need loss scaling.
+    pub precision: PrecisionChoice,
 }
 
 impl Default for TrainConfig {
@@ -84,6 +89,7 @@ impl Default for TrainConfig {
             sample_images: 4,
             vgg: None,
             device: "auto".into(),
+            precision: PrecisionChoice::Auto,
         }
     }
 }
@@ -109,8 +115,11 @@ impl TrainConfig {
         if !(1..=1024).contains(&self.disc_channels) {
             return bad("disc_channels must be 1–1024".into());
         }
-        if self.crop < 16 || self.crop % 4 != 0 || self.crop > 2048 {
+        if self.crop < 16 || !self.crop.is_multiple_of(4) || self.crop > 2048 {
             return bad(format!("crop {} must be a multiple of 4 from 16 to 2048", self.crop));
+        }
+        if self.precision == PrecisionChoice::F16 {
+            return bad("precision f16 is not supported for training (it needs loss scaling): use bf16".into());
         }
         if self.batch == 0 || self.batch > 1024 {
             return bad("batch must be 1–1024".into());

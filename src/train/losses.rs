@@ -1,30 +1,31 @@
-//! The CartoonGAN losses.
+//! The CartoonGAN losses, always computed in f32 (inputs from a bf16 forward pass are cast
+//! first, so reductions and Gram matrices keep their precision).
 
-use tch::{Reduction, TchError, Tensor};
+use tch::{Kind, Reduction, TchError, Tensor};
 
 use crate::model::vgg::gram;
 
 /// Mean binary cross-entropy of logits against an all-`target` label.
 pub fn bce_logits(logits: &Tensor, target: f64) -> Result<Tensor, TchError> {
+    let logits = &logits.f_to_kind(Kind::Float)?;
     let labels = logits.f_full_like(target)?;
     logits.f_binary_cross_entropy_with_logits::<Tensor>(&labels, None, None, Reduction::Mean)
 }
 
 /// Mean absolute difference.
 pub fn l1(a: &Tensor, b: &Tensor) -> Result<Tensor, TchError> {
-    a.f_sub(b)?.f_abs()?.f_mean(a.kind())
+    a.f_to_kind(Kind::Float)?.f_sub(&b.f_to_kind(Kind::Float)?)?.f_abs()?.f_mean(Kind::Float)
 }
 
 /// L1 between the Gram matrices (normalised by C·H·W) of two feature batches, each image
 /// of `generated` against the matching image of `style`.
 pub fn gram_l1(generated: &Tensor, style: &Tensor) -> Result<Tensor, TchError> {
-    l1(&gram(generated)?, &gram(style)?)
+    l1(&gram(&generated.f_to_kind(Kind::Float)?)?, &gram(&style.f_to_kind(Kind::Float)?)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Kind;
 
     #[test]
     fn bce_by_hand() {

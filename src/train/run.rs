@@ -13,7 +13,7 @@ use super::data::{self, Dataset, Split};
 use super::losses::{bce_logits, gram_l1, l1};
 use super::metrics::{self, StepMetrics};
 use super::TrainError;
-use crate::device::{self, DeviceChoice, PrecisionChoice};
+use crate::device::{self, DeviceChoice};
 use crate::model::discriminator::Discriminator;
 use crate::model::vgg::Vgg;
 use crate::model::weights::{ModelInfo, StoredPrecision};
@@ -168,8 +168,15 @@ fn step(
     batch: &data::Batch,
     config: &TrainConfig,
     pretrain: bool,
+    compute: Kind,
 ) -> Result<StepMetrics, TrainError> {
     let mut m = StepMetrics { pretrain, ..Default::default() };
+    // Mixed precision: the networks compute in `compute`, weights and losses stay f32.
+    let batch = &data::Batch {
+        photo: batch.photo.f_to_kind(compute)?,
+        anime: batch.anime.f_to_kind(compute)?,
+        smooth: batch.smooth.f_to_kind(compute)?,
+    };
     let photo_features = tch::no_grad(|| vgg.features(&batch.photo))?;
     if pretrain {
         let fake = nets.generator.forward(&batch.photo)?;
@@ -224,6 +231,7 @@ fn validate(
     dataset: &Dataset,
     config: &TrainConfig,
     device: Device,
+    compute: Kind,
 ) -> Result<(f64, f64, f64), TrainError> {
     let (photos, _) = dataset.counts(Split::Val);
     let batches = photos.div_ceil(config.batch).clamp(1, 4) as u64;
@@ -231,10 +239,11 @@ fn validate(
     tch::no_grad(|| -> Result<(), TrainError> {
         for b in 0..batches {
             let batch = dataset.batch(Split::Val, b, config, device)?;
-            let fake = nets.generator.forward(&batch.photo)?;
+            let (photo, anime) = (batch.photo.f_to_kind(compute)?, batch.anime.f_to_kind(compute)?);
+            let fake = nets.generator.forward(&photo)?;
             let fake_features = vgg.features(&fake)?;
-            content += scalar(&l1(&fake_features, &vgg.features(&batch.photo)?)?);
-            style += scalar(&gram_l1(&fake_features, &vgg.features(&batch.anime)?)?);
+            content += scalar(&l1(&fake_features, &vgg.features(&photo)?)?);
+            style += scalar(&gram_l1(&fake_features, &vgg.features(&anime)?)?);
             adv += scalar(&bce_logits(&nets.discriminator.forward(&fake)?, 1.0)?);
         }
         Ok(())
@@ -244,7 +253,13 @@ fn validate(
 }
 
 fn to_u8(t: &Tensor) -> Result<Vec<u8>, TrainError> {
-    let t = t.f_add_scalar(1.0)?.f_mul_scalar(127.5)?.f_round()?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)?;
+    let t = t
+        .f_to_kind(Kind::Float)?
+        .f_add_scalar(1.0)?
+        .f_mul_scalar(127.5)?
+        .f_round()?
+        .f_clamp(0.0, 255.0)?
+        .f_to_kind(Kind::Uint8)?;
     let t = t.f_permute([1, 2, 0])?.f_contiguous()?.f_to_device(Device::Cpu)?;
     let mut out = vec![0u8; t.numel()];
     t.f_copy_data_u8(&mut out, t.numel())?;
@@ -256,6 +271,7 @@ fn sample_grid(
     dataset: &Dataset,
     config: &TrainConfig,
     device: Device,
+    compute: Kind,
     path: &Path,
 ) -> Result<(), TrainError> {
     let crops: Vec<Vec<u8>> = dataset
@@ -263,7 +279,7 @@ fn sample_grid(
         .iter()
         .map(|p| data::load(p).map(|img| data::center_crop(&img, config.crop)))
         .collect::<Result<_, _>>()?;
-    let input = data::to_tensor(&crops, config.crop, device)?;
+    let input = data::to_tensor(&crops, config.crop, device)?.f_to_kind(compute)?;
     let output = tch::no_grad(|| nets.generator.forward(&input))?;
     let outputs = (0..crops.len() as i64).map(|i| to_u8(&output.f_get(i)?)).collect::<Result<Vec<_>, _>>()?;
     metrics::sample_grid(path, &crops, &outputs, config.crop)
@@ -274,8 +290,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
     let config = prepare_run(options)?;
     let dataset = Dataset::open(&options.data)?;
     let device_choice: DeviceChoice = config.device.parse().map_err(TrainError::Run)?;
-    let (device, _) =
-        device::resolve(device_choice, PrecisionChoice::F32).map_err(|e| TrainError::Run(e.to_string()))?;
+    let (device, compute) =
+        device::resolve(device_choice, config.precision).map_err(|e| TrainError::Run(e.to_string()))?;
     let vgg_path = find_vgg(&config)?;
     let vgg = Vgg::load(&vgg_path, device).map_err(|e| TrainError::Run(e.to_string()))?;
     let mut nets = Nets::new(&config, device);
@@ -322,7 +338,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
     for s in start + 1..=end {
         let t0 = Instant::now();
         let batch = dataset.batch(Split::Train, s, &config, device)?;
-        let mut m = step(&mut nets, &vgg, &batch, &config, s <= pretrain_steps)?;
+        let mut m = step(&mut nets, &vgg, &batch, &config, s <= pretrain_steps, compute)?;
         m.step = s;
         m.epoch = (s - 1) / per_epoch + 1;
         m.seconds = t0.elapsed().as_secs_f64();
@@ -335,13 +351,14 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
             last_checkpoint = nets.checkpoint(&options.run, s, config.keep_checkpoints)?;
         }
         if s % per_epoch == 0 {
-            let (content, style, adv) = validate(&nets, &vgg, &dataset, &config, device)?;
+            let (content, style, adv) = validate(&nets, &vgg, &dataset, &config, device, compute)?;
             val_log.append(&format!("{},{s},{content:.6},{style:.6},{adv:.6}", m.epoch))?;
             sample_grid(
                 &nets,
                 &dataset,
                 &config,
                 device,
+                compute,
                 &options.run.join("samples").join(format!("epoch-{:04}.png", m.epoch)),
             )?;
             metrics::plot(&options.run)?;
@@ -371,7 +388,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
 
 /// Seconds per adversarial training step on random data (after one warm-up step), for
 /// benchmarks: the same networks, losses and optimiser updates as `train`, no data loading.
-pub fn benchmark_steps(config: &TrainConfig, steps: usize, device: Device) -> Result<f64, TrainError> {
+pub fn benchmark_steps(config: &TrainConfig, steps: usize, device: Device, compute: Kind) -> Result<f64, TrainError> {
     config.validate()?;
     let mut nets = Nets::new(config, device);
     let vgg = Vgg::random(crate::model::vgg::VggVariant::Vgg16, crate::model::vgg::VggInput::Caffe, device);
@@ -384,7 +401,7 @@ pub fn benchmark_steps(config: &TrainConfig, steps: usize, device: Device) -> Re
     for i in 0..=steps {
         let batch = data::Batch { photo: random()?, anime: random()?, smooth: random()? };
         let start = Instant::now();
-        step(&mut nets, &vgg, &batch, config, false)?;
+        step(&mut nets, &vgg, &batch, config, false, compute)?;
         if let Device::Cuda(n) = device {
             tch::Cuda::synchronize(n as i64);
         }
