@@ -395,7 +395,7 @@ fn tile_request(
     let norm = match (flags.tile_norm, &section.tile_norm) {
         (Some(n), _) => n,
         (None, Some(text)) => text.parse().map_err(anyhow::Error::msg)?,
-        (None, None) => japanim::engine::tiled::NormStrategy::Downscaled(1),
+        (None, None) => japanim::engine::tiled::NormStrategy::Exact,
     };
     Ok(Some(japanim::stylize::TileRequest {
         max_tile,
@@ -595,6 +595,12 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
     let bare_fps = (calls * args.batch) as f64 / bare_seconds;
     let tflops = 2.0 * config.macs_per_pixel() * f64::from(w) * f64::from(h) * fps / 1e12;
     let how = match tiles {
+        Some(t) if t.norm == japanim::engine::tiled::NormStrategy::Exact => format!(
+            "tiles ≤{} px (cores of {} px, halo {} px, segment by segment), Exact",
+            t.max_tile,
+            (i64::from(t.max_tile) - 2 * japanim::engine::tiled::EXACT_HALO).max(4) / 4 * 4,
+            japanim::engine::tiled::EXACT_HALO
+        ),
         Some(t) => {
             let plan = japanim::engine::tiles::TilePlan::new(align4(w).max(8), align4(h).max(8), t.max_tile, t.halo)
                 .map_err(anyhow::Error::msg)?;

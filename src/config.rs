@@ -96,6 +96,8 @@ pub struct DatasetSection {
     pub every: Option<u64>,
     /// Near-duplicate hash distance.
     pub duplicate_distance: Option<u32>,
+    /// Cut black bars off key frames of videos.
+    pub letterbox: Option<bool>,
 }
 
 /// A whole pipeline file.

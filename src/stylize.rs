@@ -71,7 +71,11 @@ pub struct TileRequest {
 impl TileRequest {
     /// The engine settings for a model with `residual_blocks`.
     pub fn settings(&self, residual_blocks: i64) -> TileSettings {
-        let halo = self.halo.unwrap_or_else(|| receptive_radius(residual_blocks));
+        // The exact strategy needs only one segment's receptive field around each tile.
+        let halo = match self.norm {
+            NormStrategy::Exact => crate::engine::tiled::EXACT_HALO as u32,
+            _ => self.halo.unwrap_or_else(|| receptive_radius(residual_blocks)),
+        };
         TileSettings {
             max_tile: self.max_tile,
             halo,

@@ -257,3 +257,63 @@ fn build_reads_a_pipeline_file_and_flags_override_it() {
     let out = run(japanim().args(["dataset", "build", "-o"]).arg(dir.path().join("x")));
     assert_one_line_error(&out, "needs --photos and --anime");
 }
+
+#[cfg(feature = "video")]
+#[test]
+fn letterbox_bars_are_cut_off_key_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two shots of 160×120 picture inside a 160×160 frame: black bars of 20 rows above and below.
+    let shot = |seed: u32, name: &str| {
+        image::RgbImage::from_fn(160, 120, move |x, y| {
+            image::Rgb([
+                (60 + (x * seed) % 190) as u8,
+                (60 + (y * 3 + x) % 190) as u8,
+                (60 + (x ^ y) * seed % 190) as u8,
+            ])
+        })
+        .save(dir.path().join(name))
+        .unwrap();
+    };
+    shot(3, "a.png");
+    shot(7, "b.png");
+    let video = dir.path().join("film.mp4");
+    let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
+    ffmpeg(&[
+        "-loop",
+        "1",
+        "-framerate",
+        "25",
+        "-t",
+        "1.2",
+        "-i",
+        a.to_str().unwrap(),
+        "-loop",
+        "1",
+        "-framerate",
+        "25",
+        "-t",
+        "1.2",
+        "-i",
+        b.to_str().unwrap(),
+        "-filter_complex",
+        "[0][1]concat=n=2:v=1:a=0,pad=160:160:0:20:black,format=yuv420p",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "18",
+        video.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("frames");
+    let result = run(japanim().args(["dataset", "keyframes"]).arg(&video).arg("-o").arg(&out).arg("--letterbox"));
+    assert!(result.status.success(), "{}", stderr(&result));
+    let frames: Vec<String> = listing(&out).into_iter().filter(|n| n.starts_with("film_")).collect();
+    assert_eq!(frames, ["film_000000.png", "film_000030.png"]);
+    for name in &frames {
+        let img = image::open(out.join(name)).unwrap();
+        assert_eq!((img.width(), img.height()), (160, 120), "{name}: bars cut");
+    }
+    // A re-run keeps the frames and does not cut them again.
+    let again = run(japanim().args(["dataset", "keyframes"]).arg(&video).arg("-o").arg(&out).arg("--letterbox"));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(image::open(out.join(&frames[1])).unwrap().height(), 120);
+}

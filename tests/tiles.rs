@@ -39,9 +39,17 @@ fn tiles_with_measured_frame_statistics_reproduce_the_whole_frame() {
     let (out, naive) = stylize(dir.path(), &model, "naive.png", &["--tile", "128", "--tile-norm", "tile"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(japanim::engine::tiles::psnr(&naive, &whole) < p, "per-tile statistics are further off");
-    let (out, temporal) = stylize(dir.path(), &model, "temporal.png", &["--tile", "128"]);
+    let (out, temporal) = stylize(dir.path(), &model, "temporal.png", &["--tile", "128", "--tile-norm", "temporal"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(temporal.len(), whole.len());
+    // The default, segment by segment: the whole-frame result in one pass, even with tiles
+    // far smaller than the receptive field (cores of 24 px here).
+    for tile in ["128", "40"] {
+        let (out, segmented) = stylize(dir.path(), &model, &format!("exact-{tile}.png"), &["--tile", tile]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let p = japanim::engine::tiles::psnr(&segmented, &whole);
+        assert!(p >= 60.0, "exact tiles of {tile} px: {p:.1} dB");
+    }
 }
 
 #[test]
@@ -49,9 +57,11 @@ fn a_tile_too_small_for_its_halo_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     write_png(&dir.path().join("in.png"), 64, 64);
-    let (out, _) = stylize(dir.path(), &model, "o.png", &["--tile", "40"]);
+    let (out, _) = stylize(dir.path(), &model, "o.png", &["--tile", "40", "--tile-norm", "downscaled:1"]);
     assert_one_line_error(&out, "--tile 40: tile 40 must be larger than twice the halo (32)");
+    let (out, _) = stylize(dir.path(), &model, "o.png", &["--tile", "16"]);
+    assert_one_line_error(&out, "--tile 16: tile 16 must be larger than twice the halo (8)");
     let (out, _) = stylize(dir.path(), &model, "o.png", &["--tile", "128", "--tile-norm", "magic"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is not one of tile, temporal, refine:N, downscaled:N"));
+    assert!(stderr(&out).contains("is not one of exact, tile, temporal, refine:N, downscaled:N"));
 }

@@ -385,6 +385,9 @@ pub struct KeyframeOptions {
     /// Hash distance (of 64 bits) at or under which a frame is a near-duplicate [default: 6].
     #[arg(long)]
     pub duplicate_distance: Option<u32>,
+    /// Cut black bars (letterbox or pillarbox: borders black in every frame) off key frames.
+    #[arg(long)]
+    pub letterbox: bool,
 }
 
 impl KeyframeOptions {
@@ -399,6 +402,7 @@ impl KeyframeOptions {
                 .duplicate_distance
                 .or(file.duplicate_distance)
                 .unwrap_or(defaults.duplicate_distance),
+            letterbox: self.letterbox || file.letterbox.unwrap_or(false),
             ..defaults
         }
     }
@@ -416,10 +420,11 @@ pub struct TileOptions {
     /// Cosine blend on each side of a tile boundary, px.
     #[arg(long)]
     pub feather: Option<u32>,
-    /// How tiles are normalised: downscaled:N (statistics of a small whole-frame pass, then N
-    /// measuring passes) [default: downscaled:1], refine:N (N measuring passes; exact when N
-    /// is the number of InstanceNorm layers), temporal (the previous frame's), or tile (each
-    /// tile its own).
+    /// How tiles are normalised: exact (segment by segment, whole-frame statistics; the
+    /// whole-frame result, memory grows with the frame) [default], downscaled:N (statistics
+    /// of a small whole-frame pass, then N measuring passes; memory bounded by the tile),
+    /// refine:N (N measuring passes; exact when N is the number of InstanceNorm layers),
+    /// temporal (the previous frame's), or tile (each tile its own).
     #[arg(long)]
     pub tile_norm: Option<japanim::engine::tiled::NormStrategy>,
     /// Tiles per generator call.

@@ -7,7 +7,8 @@
 //!
 //! What a person used to delete by hand is dropped with a reason: near-duplicates of a frame
 //! kept earlier (64-bit difference hash within a Hamming distance) and nearly black, white or
-//! flat frames.
+//! flat frames; optionally (`letterbox`) the black bars of letterboxed or pillarboxed films are
+//! cut off the saved frames.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -33,11 +34,76 @@ pub struct KeyframeSpec {
     pub duplicate_distance: u32,
     /// Grey standard deviation under which a frame is flat (blank).
     pub flat_std: f64,
+    /// Cut black bars (letterbox, pillarbox) off the saved frames: the borders that stay
+    /// black in every frame of the video.
+    pub letterbox: bool,
 }
 
 impl Default for KeyframeSpec {
     fn default() -> Self {
-        Self { window: 25, smoothing: None, every: None, min_difference: 8, duplicate_distance: 6, flat_std: 6.0 }
+        Self {
+            window: 25,
+            smoothing: None,
+            every: None,
+            min_difference: 8,
+            duplicate_distance: 6,
+            flat_std: 6.0,
+            letterbox: false,
+        }
+    }
+}
+
+/// Grey level at or under which a border row or column counts as black (codec noise on a
+/// black bar stays well below it).
+pub const BAR_LEVEL: u8 = 24;
+
+/// Black borders of one frame: rows at the top and bottom, columns at the left and right
+/// whose every pixel is at most [`BAR_LEVEL`]; `None` when the whole frame is that dark (a
+/// fade says nothing about bars).
+pub fn black_borders(grey: &GrayImage) -> Option<[u32; 4]> {
+    let (w, h) = (grey.width() as usize, grey.height() as usize);
+    let data = grey.as_raw();
+    let dark_row = |y: usize| data[y * w..(y + 1) * w].iter().all(|&v| v <= BAR_LEVEL);
+    let top = (0..h).take_while(|&y| dark_row(y)).count();
+    if top == h {
+        return None;
+    }
+    let bottom = (0..h).rev().take_while(|&y| dark_row(y)).count();
+    let rows = top..h - bottom;
+    let dark_column = |x: usize| rows.clone().all(|y| data[y * w + x] <= BAR_LEVEL);
+    let left = (0..w).take_while(|&x| dark_column(x)).count();
+    let right = (0..w).rev().take_while(|&x| dark_column(x)).count();
+    Some([top, bottom, left, right].map(|n| n as u32))
+}
+
+/// The bars common to every frame seen: the running minimum of [`black_borders`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Letterbox {
+    /// Top, bottom, left, right, in pixels; `None` until a frame with content was seen.
+    pub bars: Option<[u32; 4]>,
+    /// The frames' size.
+    pub size: Option<(u32, u32)>,
+}
+
+impl Letterbox {
+    /// Takes one frame into account.
+    pub fn see(&mut self, grey: &GrayImage) {
+        self.size = Some(grey.dimensions());
+        if let Some(b) = black_borders(grey) {
+            self.bars = Some(match self.bars {
+                Some(a) => std::array::from_fn(|i| a[i].min(b[i])),
+                None => b,
+            });
+        }
+    }
+
+    /// The region (x, y, width, height) to keep of a `width`×`height` frame, when the bars are
+    /// worth cutting: at least 1 % of the side, and at least half of the frame left.
+    pub fn content(&self, width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
+        let [top, bottom, left, right] = self.bars?;
+        let (keep_w, keep_h) = (width.saturating_sub(left + right), height.saturating_sub(top + bottom));
+        let worth = (top + bottom) * 100 >= height || (left + right) * 100 >= width;
+        (worth && keep_w * 2 >= width && keep_h * 2 >= height).then_some((left, top, keep_w, keep_h))
     }
 }
 
@@ -434,6 +500,7 @@ pub fn extract(
     let mut picker = KeyframePicker::new(spec.clone(), time_base, save);
     let (tx, rx) = crossbeam_channel::bounded::<Result<Decoded, crate::Error>>(4);
     let mut frames = 0u64;
+    let mut letterbox = Letterbox::default();
     std::thread::scope(|scope| -> Result<(), crate::Error> {
         scope.spawn(move || loop {
             let item = match source.next_decoded() {
@@ -451,9 +518,21 @@ pub fn extract(
             let decoded = decoded?;
             frames += 1;
             let luma = converter.borrow().luma(&decoded);
+            // Bars are found on the unblurred picture, whose edges the blur would smear.
             let grey = match luma {
-                Some(grey) => blur3(&grey),
-                None => grey_blurred(&converter.borrow_mut().convert(&decoded, &pool)?),
+                Some(luma) => {
+                    if spec.letterbox {
+                        letterbox.see(&luma);
+                    }
+                    blur3(&luma)
+                }
+                None => {
+                    let grey = grey_blurred(&converter.borrow_mut().convert(&decoded, &pool)?);
+                    if spec.letterbox {
+                        letterbox.see(&grey);
+                    }
+                    grey
+                }
             };
             picker.push(decoded.index, decoded.pts, grey, decoded)?;
         }
@@ -462,7 +541,36 @@ pub fn extract(
     })?;
     let candidates = std::mem::take(&mut picker.candidates);
     let curve = std::mem::take(&mut picker.curve);
+    if spec.letterbox {
+        cut_bars(video, &candidates, &letterbox)?;
+    }
     Ok(VideoKeyframes { source: video.into(), frames, candidates, curve })
+}
+
+/// Cuts the video's bars off its saved key frames, once all its frames were seen (bars are
+/// what stays black throughout). Files already cut (a resumed run) are left alone.
+#[cfg(feature = "video")]
+fn cut_bars(video: &std::path::Path, candidates: &[Candidate], letterbox: &Letterbox) -> Result<(), crate::Error> {
+    let mut cut = None;
+    for path in candidates.iter().filter_map(|c| c.file.as_ref()) {
+        let img = crate::io::image::read_rgb(path)?;
+        if Some(img.dimensions()) != letterbox.size {
+            continue; // cut by an earlier run
+        }
+        let Some((x, y, w, h)) = letterbox.content(img.width(), img.height()) else { continue };
+        let content = image::imageops::crop_imm(&img, x, y, w, h).to_image();
+        let pending = crate::output::PendingFile::new(path, true).map_err(|e| DatasetError::Invalid(e.to_string()))?;
+        crate::io::image::write_rgb(pending.temp_path(), content.as_raw(), w, h)?;
+        pending.commit().map_err(|e| DatasetError::Invalid(e.to_string()))?;
+        cut = letterbox.bars;
+    }
+    if let Some([top, bottom, left, right]) = cut {
+        tracing::info!(
+            "{}: cut black bars off its key frames (top {top}, bottom {bottom}, left {left}, right {right} px)",
+            video.display()
+        );
+    }
+    Ok(())
 }
 
 /// The header of keyframe manifests.
@@ -579,5 +687,26 @@ mod tests {
         let expected = a.pixels().zip(b.pixels()).filter(|(p, q)| p.0[0].abs_diff(q.0[0]) > level).count() as u64;
         assert_eq!(expected, 8 + 7 + 7, "the 90s, and only they, are the changed pixels");
         assert_eq!(changed_pixels(&a, &b, 0), expected);
+    }
+
+    #[test]
+    fn black_borders_and_the_bars_common_to_all_frames() {
+        // 40×30 with a 4-row bar on top, 5 at the bottom and a 3-column bar on the left.
+        let frame = |dark_top: u32| {
+            GrayImage::from_fn(40, 30, move |x, y| {
+                image::Luma([if y < dark_top || y >= 25 || x < 3 { 12 } else { 100 + (x + y) as u8 }])
+            })
+        };
+        assert_eq!(black_borders(&frame(4)), Some([4, 5, 3, 0]));
+        assert_eq!(black_borders(&GrayImage::new(8, 8)), None, "a black frame says nothing");
+        let mut letterbox = Letterbox::default();
+        letterbox.see(&frame(4));
+        letterbox.see(&GrayImage::new(40, 30)); // a fade to black
+        letterbox.see(&frame(9)); // a dark scene: its top is darker than the bar
+        assert_eq!(letterbox.bars, Some([4, 5, 3, 0]));
+        assert_eq!(letterbox.content(40, 30), Some((3, 4, 37, 21)));
+        // A single dark row is not a bar worth cutting; nor is a frame that would lose half.
+        assert_eq!(Letterbox { bars: Some([1, 1, 0, 0]), size: None }.content(400, 300), None);
+        assert_eq!(Letterbox { bars: Some([100, 60, 0, 0]), size: None }.content(400, 300), None);
     }
 }

@@ -7,13 +7,21 @@
 //! are exact for a layer once the layers before it used exact statistics, so repeating the
 //! pass converges on the whole-frame result (`Refine`); for video, the previous frame's
 //! statistics seed each frame and are refreshed by it (`Temporal`, one pass per frame).
+//!
+//! `Exact` runs the network the other way round, segment by segment (see
+//! [`Generator::segment`]): each segment runs over every tile, its tile cores are stitched
+//! into a whole-frame activation, and the next InstanceNorm layer takes that activation's
+//! statistics. The result is the whole-frame forward's up to float rounding, at about the
+//! cost of one pass (halos of 8 px suffice, since one segment sees at most 6 px), but the
+//! activations between segments are whole-frame: memory grows with the frame, unlike the
+//! other strategies.
 
 use std::collections::HashMap;
 
 use tch::{Device, Kind, TchError, Tensor};
 
 use super::tiles::{feather_weight, TilePlan};
-use crate::model::generator::{own_instance_norm, Generator, NormHook, NORM_EPS};
+use crate::model::generator::{own_instance_norm, Generator, NormHook, Segment, NORM_EPS};
 
 /// How tiles are normalised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -29,18 +37,22 @@ pub enum NormStrategy {
     /// Statistics of one whole-frame pass at reduced size (the frame scaled to fit in a
     /// tile), then N refining passes.
     Downscaled(u32),
+    /// Segment by segment over tiles, each InstanceNorm with its whole-frame statistics:
+    /// the whole-frame result, with memory for whole-frame activations between segments.
+    Exact,
 }
 
 impl std::str::FromStr for NormStrategy {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("tile normalisation '{text}' is not one of tile, temporal, refine:N, downscaled:N");
+        let bad = || format!("tile normalisation '{text}' is not one of exact, tile, temporal, refine:N, downscaled:N");
         let (name, n) = match text.split_once(':') {
             Some((name, n)) => (name, Some(n.parse::<u32>().map_err(|_| bad())?)),
             None => (text, None),
         };
         match (name, n) {
             ("tile", None) => Ok(Self::Tile),
+            ("exact", None) => Ok(Self::Exact),
             ("temporal", None) => Ok(Self::Temporal),
             ("refine", Some(n)) if n >= 1 => Ok(Self::Refine(n)),
             ("downscaled", n) => Ok(Self::Downscaled(n.unwrap_or(0))),
@@ -160,6 +172,86 @@ impl NormHook for TileHook<'_> {
         let (a, b) = (a.f_view([n, c, 1, 1])?.f_to_kind(x.kind())?, b.f_view([n, c, 1, 1])?.f_to_kind(x.kind())?);
         x.f_mul(&a)?.f_add(&b)
     }
+}
+
+/// Normalises with given per-channel statistics (each 1×C×1×1, f32) of the whole frame.
+struct FrameStatistics {
+    mean: Tensor,
+    var: Tensor,
+}
+
+impl NormHook for FrameStatistics {
+    fn normalize(&mut self, _layer: usize, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, TchError> {
+        let c = weight.size1()?;
+        let a =
+            weight.f_to_kind(Kind::Float)?.f_view([1, c, 1, 1])?.f_div(&self.var.f_add_scalar(NORM_EPS)?.f_sqrt()?)?;
+        let b = bias.f_to_kind(Kind::Float)?.f_view([1, c, 1, 1])?.f_sub(&self.mean.f_mul(&a)?)?;
+        x.f_mul(&a.f_to_kind(x.kind())?)?.f_add(&b.f_to_kind(x.kind())?)
+    }
+}
+
+/// Halo of the exact strategy, in input pixels: one segment's receptive-field radius is at
+/// most 6 px (a stride-2 and a plain 3×3 convolution at quarter resolution), and regions must
+/// start on multiples of 4 so that every resolution's grid lines up.
+pub const EXACT_HALO: i64 = 8;
+
+/// One frame (1×3×H×W, sides multiples of 4) segment by segment over tiles whose cores are
+/// `core` px (a multiple of 4) with [`EXACT_HALO`] around them.
+fn run_exact(generator: &Generator, frame: &Tensor, core: i64) -> Result<Tensor, TchError> {
+    let (_, _, height, width) = frame.size4()?;
+    let mut state = Segment { input: frame.shallow_clone(), skip: None };
+    for k in 0..generator.segments() {
+        let mut hook = if k == 0 {
+            // Segment 0 normalises nothing.
+            FrameStatistics { mean: Tensor::new(), var: Tensor::new() }
+        } else {
+            let (var, mean) = state.input.f_to_kind(Kind::Float)?.f_var_mean_dim(&[2i64, 3][..], false, true)?;
+            FrameStatistics { mean, var }
+        };
+        let scale_in = width / state.input.size4()?.3;
+        let mut next: Option<Segment> = None;
+        let mut scale_out;
+        for y0 in (0..height).step_by(core as usize) {
+            for x0 in (0..width).step_by(core as usize) {
+                let (x1, y1) = ((x0 + core).min(width), (y0 + core).min(height));
+                let (rx0, ry0) = ((x0 - EXACT_HALO).max(0), (y0 - EXACT_HALO).max(0));
+                let (rx1, ry1) = ((x1 + EXACT_HALO).min(width), (y1 + EXACT_HALO).min(height));
+                let crop = |t: &Tensor, scale: i64| -> Result<Tensor, TchError> {
+                    t.f_narrow(2, ry0 / scale, (ry1 - ry0) / scale)?.f_narrow(3, rx0 / scale, (rx1 - rx0) / scale)
+                };
+                let region = Segment {
+                    input: crop(&state.input, scale_in)?,
+                    skip: state.skip.as_ref().map(|s| crop(s, scale_in)).transpose()?,
+                };
+                let out = generator.segment(k, &region, &mut hook)?;
+                let (_, channels, _, out_width) = out.input.size4()?;
+                scale_out = (rx1 - rx0) / out_width;
+                let target = next.get_or_insert_with(|| {
+                    let whole = |c: i64, like: &Tensor| {
+                        Tensor::zeros([1, c, height / scale_out, width / scale_out], (like.kind(), like.device()))
+                    };
+                    Segment {
+                        input: whole(channels, &out.input),
+                        skip: out.skip.as_ref().map(|s| whole(s.size4().map_or(0, |d| d.1), s)),
+                    }
+                });
+                // The core of this tile's result, at the output's resolution.
+                let place = |whole: &Tensor, part: &Tensor| -> Result<(), TchError> {
+                    let (cy, cx, ch, cw) =
+                        (y0 / scale_out, x0 / scale_out, (y1 - y0) / scale_out, (x1 - x0) / scale_out);
+                    let core_part =
+                        part.f_narrow(2, cy - ry0 / scale_out, ch)?.f_narrow(3, cx - rx0 / scale_out, cw)?;
+                    whole.f_narrow(2, cy, ch)?.f_narrow(3, cx, cw)?.f_copy_(&core_part)
+                };
+                place(&target.input, &out.input)?;
+                if let (Some(whole), Some(part)) = (&target.skip, &out.skip) {
+                    place(whole, part)?;
+                }
+            }
+        }
+        state = next.expect("a frame has at least one tile");
+    }
+    Ok(state.input)
 }
 
 /// Runs a generator over frames tile by tile.
@@ -309,6 +401,12 @@ impl TiledRunner {
             Ok(stats)
         };
         match self.settings.norm {
+            NormStrategy::Exact => {
+                let core = (i64::from(self.settings.max_tile) - 2 * EXACT_HALO).max(4) / 4 * 4;
+                for (frame, out) in frames.iter().zip(&mut outputs) {
+                    *out = run_exact(generator, frame, core)?;
+                }
+            }
             NormStrategy::Tile => {
                 self.pass(generator, frames, None, false, Some(&mut outputs))?;
             }
@@ -394,5 +492,24 @@ mod tests {
         let exact = error(NormStrategy::Refine(g.norm_layers() as u32));
         assert!(exact < 1e-4, "after {} passes: {exact}", g.norm_layers());
         assert!(naive > 1e-2, "naive tiles differ: {naive}");
+    }
+
+    #[test]
+    fn segment_by_segment_is_the_whole_frame_forward() {
+        // Cores of 16 px (far below the receptive field) over a frame they do not divide,
+        // two residual blocks (the skip crosses segments), and edge regions only 4 px wide.
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let g = Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 2 });
+        let x = Tensor::rand([1, 3, 36, 52], (Kind::Float, Device::Cpu)) * 2 - 1;
+        let plain = tch::no_grad(|| g.forward(&x)).unwrap();
+        let settings =
+            TileSettings { max_tile: 32, halo: EXACT_HALO as u32, feather: 0, batch: 1, norm: NormStrategy::Exact };
+        let y = tch::no_grad(|| TiledRunner::new(settings).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
+        assert_eq!(y.size(), plain.size());
+        let diff = (&y - &plain).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "largest difference {diff}");
+        let naive = TileSettings { norm: NormStrategy::Tile, halo: 8, ..settings };
+        let z = tch::no_grad(|| TiledRunner::new(naive).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
+        assert!((&z - &plain).abs().max().double_value(&[]) > 1e-2, "per-tile statistics differ, for contrast");
     }
 }

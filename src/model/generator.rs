@@ -255,25 +255,85 @@ impl Generator {
 
     /// [`Self::forward`] with every InstanceNorm layer's normalisation chosen by `hook`.
     pub fn forward_with(&self, x: &Tensor, hook: &mut dyn NormHook) -> Result<Tensor, TchError> {
-        let mut layer = 0;
-        let mut norm = |n: &InstanceNorm, x: &Tensor| {
-            layer += 1;
-            hook.normalize(layer - 1, x, &like(&n.weight, x)?, &like(&n.bias, x)?)
-        };
-        let mut h = leaky_relu(&norm(&self.norm_in, &self.conv_in.forward(x)?)?)?;
-        for block in &self.down {
-            h = leaky_relu(&norm(&block.norm, &block.conv.forward(&block.conv_s2.forward(&h)?)?)?)?;
+        let mut state = Segment { input: x.shallow_clone(), skip: None };
+        for k in 0..self.segments() {
+            state = self.segment(k, &state, hook)?;
         }
-        for block in &self.res {
-            let r = leaky_relu(&norm(&block.norm1, &block.conv1.forward(&h)?)?)?;
-            let r = norm(&block.norm2, &block.conv2.forward(&r)?)?;
-            h = h.f_add(&r)?;
-        }
-        for block in &self.up {
-            h = leaky_relu(&norm(&block.norm, &block.conv.forward(&block.deconv.forward(&h)?)?)?)?;
-        }
-        self.conv_out.forward(&h)?.f_tanh()
+        Ok(state.input)
     }
+
+    /// Number of segments: the network cut just before each InstanceNorm layer.
+    pub fn segments(&self) -> usize {
+        self.norm_layers() + 1
+    }
+
+    /// Runs segment `k`: segment 0 takes the image to the input of InstanceNorm layer 0;
+    /// segment k > 0 normalises its input with layer k − 1 (through `hook`) and runs on to
+    /// the input of layer k, or to the output image for the last segment. The residual
+    /// skip travels in [`Segment::skip`]. Each segment holds one or two convolutions, so its
+    /// receptive-field radius is small (at most 6 input pixels): the exact tiled engine
+    /// runs the network segment by segment over tiles with small halos.
+    pub fn segment(&self, k: usize, state: &Segment, hook: &mut dyn NormHook) -> Result<Segment, TchError> {
+        let (downs, blocks) = (self.down.len(), self.res.len());
+        let x = &state.input;
+        if k == 0 {
+            return Ok(Segment { input: self.conv_in.forward(x)?, skip: None });
+        }
+        let layer = k - 1;
+        let norm = |n: &InstanceNorm, hook: &mut dyn NormHook| {
+            hook.normalize(layer, x, &like(&n.weight, x)?, &like(&n.bias, x)?)
+        };
+        // The first up block's convolutions, after the residual stack.
+        let into_up = |h: &Tensor| -> Result<Segment, TchError> {
+            let up = &self.up[0];
+            Ok(Segment { input: up.conv.forward(&up.deconv.forward(h)?)?, skip: None })
+        };
+        if layer == 0 {
+            let h = leaky_relu(&norm(&self.norm_in, hook)?)?;
+            let d = &self.down[0];
+            return Ok(Segment { input: d.conv.forward(&d.conv_s2.forward(&h)?)?, skip: None });
+        }
+        if layer <= downs {
+            let h = leaky_relu(&norm(&self.down[layer - 1].norm, hook)?)?;
+            return match (self.down.get(layer), self.res.first()) {
+                (Some(d), _) => Ok(Segment { input: d.conv.forward(&d.conv_s2.forward(&h)?)?, skip: None }),
+                // The first residual block keeps `h` as its skip.
+                (None, Some(block)) => Ok(Segment { input: block.conv1.forward(&h)?, skip: Some(h) }),
+                (None, None) => into_up(&h),
+            };
+        }
+        let in_res = layer - downs - 1;
+        if in_res < 2 * blocks {
+            let (b, second) = (in_res / 2, in_res % 2 == 1);
+            let block = &self.res[b];
+            let skip = state.skip.as_ref().ok_or_else(|| TchError::Kind("a residual segment needs its skip".into()))?;
+            if !second {
+                let r = leaky_relu(&norm(&block.norm1, hook)?)?;
+                return Ok(Segment { input: block.conv2.forward(&r)?, skip: Some(skip.shallow_clone()) });
+            }
+            let h = skip.f_add(&norm(&block.norm2, hook)?)?;
+            return match self.res.get(b + 1) {
+                Some(next) => Ok(Segment { input: next.conv1.forward(&h)?, skip: Some(h) }),
+                None => into_up(&h),
+            };
+        }
+        let u = in_res - 2 * blocks;
+        let h = leaky_relu(&norm(&self.up[u].norm, hook)?)?;
+        match self.up.get(u + 1) {
+            Some(up) => Ok(Segment { input: up.conv.forward(&up.deconv.forward(&h)?)?, skip: None }),
+            None => Ok(Segment { input: self.conv_out.forward(&h)?.f_tanh()?, skip: None }),
+        }
+    }
+}
+
+/// The state between two segments of the generator (see [`Generator::segment`]): the
+/// input of the next InstanceNorm layer (or the output image after the last segment), and
+/// inside the residual stack the block's skip connection, at the same resolution.
+pub struct Segment {
+    /// Pre-normalisation activation (or image).
+    pub input: Tensor,
+    /// The residual block's input, added back after its second normalisation.
+    pub skip: Option<Tensor>,
 }
 
 #[cfg(test)]
