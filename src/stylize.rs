@@ -145,7 +145,7 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
             job.model.display()
         );
     }
-    let Some(request) = &job.tiles else { return Ok(Engine::new(model)) };
+    let Some(request) = &job.tiles else { return Ok(Engine::new(model).with_automatic_tiles()) };
     let settings = request.settings(info.config.residual_blocks);
     let side = align4(settings.max_tile.max(8));
     TilePlan::new(side, side, settings.max_tile, settings.halo)

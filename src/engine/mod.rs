@@ -48,22 +48,86 @@ pub struct Engine {
     model: StyleModel,
     staging: Vec<u8>,
     tiled: Option<tiled::TiledRunner>,
+    /// Whether the engine may switch to tiles by itself (see [`Engine::with_automatic_tiles`]).
+    automatic_tiles: bool,
+}
+
+/// Tile side the engine picks by itself when whole frames would not fit in memory.
+pub const AUTOMATIC_TILE: u32 = 512;
+
+/// Estimated peak bytes of a whole-frame forward pass on the CPU: about six activations of
+/// the first layer's width at full resolution (measured: 1.65 GB for the 32-channel model on
+/// 1080p f32 and 5.9 GB on 4K, 6.2 and 5.6 such activations).
+pub fn whole_frame_bytes(base_channels: i64, width: i64, height: i64, batch: i64, kind: Kind) -> f64 {
+    let element = if kind == Kind::Float { 4.0 } else { 2.0 };
+    6.5 * base_channels as f64 * width as f64 * height as f64 * batch as f64 * element
+}
+
+/// Memory the kernel says is available for a new allocation, in bytes (Linux).
+fn available_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? * 1024.0)
+}
+
+/// Whether whole frames needing `needed` bytes should be tiled, given `available` bytes:
+/// when they would take more than 70 % of it.
+pub fn should_tile(needed: f64, available: f64) -> bool {
+    needed > 0.7 * available
 }
 
 impl Engine {
     /// An engine that runs whole frames.
     pub fn new(model: StyleModel) -> Self {
-        Self { model, staging: Vec::new(), tiled: None }
+        Self { model, staging: Vec::new(), tiled: None, automatic_tiles: false }
+    }
+
+    /// Lets a whole-frame engine on the CPU switch to exact tiles of [`AUTOMATIC_TILE`] px
+    /// (the same output) for frames that would not fit in the available memory whole.
+    pub fn with_automatic_tiles(mut self) -> Self {
+        self.automatic_tiles = true;
+        self
     }
 
     /// An engine that cuts frames larger than `settings.max_tile` into tiles.
     pub fn with_tiles(model: StyleModel, settings: tiled::TileSettings) -> Self {
-        Self { model, staging: Vec::new(), tiled: Some(tiled::TiledRunner::new(settings)) }
+        Self { model, staging: Vec::new(), tiled: Some(tiled::TiledRunner::new(settings)), automatic_tiles: false }
     }
 
     /// The model.
     pub fn model(&self) -> &StyleModel {
         &self.model
+    }
+
+    /// On the CPU, switches an engine without tiles to exact tiles (the same output) when
+    /// whole frames of this size would take most of the available memory; libtorch cannot
+    /// ask CUDA for its free memory, so GPUs run what they are given.
+    fn tile_if_too_large(&mut self, width: i64, height: i64, batch: i64) {
+        if !self.automatic_tiles
+            || self.tiled.is_some()
+            || self.model.device() != Device::Cpu
+            || width.max(height) <= i64::from(AUTOMATIC_TILE)
+        {
+            return;
+        }
+        let needed = whole_frame_bytes(self.model.info().config.base_channels, width, height, batch, self.model.kind());
+        let Some(available) = available_memory() else { return };
+        if should_tile(needed, available) {
+            tracing::info!(
+                "whole {width}x{height} frames would need about {:.1} GB of the {:.1} GB available: \
+                 running exact tiles of {AUTOMATIC_TILE} px instead (same output, less memory)",
+                needed / 1e9,
+                available / 1e9
+            );
+            let settings = tiled::TileSettings {
+                max_tile: AUTOMATIC_TILE,
+                halo: tiled::EXACT_HALO as u32,
+                feather: 0,
+                batch: 1,
+                norm: tiled::NormStrategy::Exact,
+            };
+            self.tiled = Some(tiled::TiledRunner::new(settings));
+        }
     }
 
     /// Stylizes frames of one size, writing each result into the matching output buffer
@@ -94,6 +158,7 @@ impl Engine {
             .f_sub_scalar(1.0)?;
         let x = pad_to_grid(&x, hi, wi)?;
         let (_, _, hp, wp) = x.size4()?;
+        self.tile_if_too_large(wp, hp, n);
         let y = match &mut self.tiled {
             Some(runner) if hp.max(wp) > i64::from(runner.settings().max_tile) => {
                 let frames = (0..n).map(|i| x.f_narrow(0, i, 1)).collect::<Result<Vec<_>, _>>()?;
@@ -124,6 +189,20 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_frames_that_would_crowd_memory_are_tiled() {
+        // 32 channels, f32: 1080p ≈ 1.7 GB, 4K ≈ 6.9 GB.
+        let hd = whole_frame_bytes(32, 1920, 1080, 1, Kind::Float);
+        let uhd = whole_frame_bytes(32, 3840, 2160, 1, Kind::Float);
+        assert!((1.5e9..2.0e9).contains(&hd), "{hd}");
+        assert!((uhd / hd - 4.0).abs() < 1e-9);
+        assert_eq!(whole_frame_bytes(32, 1920, 1080, 1, Kind::BFloat16) * 2.0, hd);
+        let gib = 1024f64.powi(3);
+        assert!(!should_tile(hd, 24.0 * gib), "1080p on this machine: whole");
+        assert!(should_tile(uhd, 8.0 * gib), "4K with 8 GiB free: tiles");
+        assert!(should_tile(hd, 2.0 * gib));
+    }
 
     #[test]
     fn padding_grid() {
