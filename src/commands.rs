@@ -598,7 +598,7 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
         Some(t) if t.norm == japanim::engine::tiled::NormStrategy::Exact => format!(
             "tiles ≤{} px (cores of {} px, halo {} px, segment by segment), Exact",
             t.max_tile,
-            (i64::from(t.max_tile) - 2 * japanim::engine::tiled::EXACT_HALO).max(4) / 4 * 4,
+            japanim::engine::tiled::exact_core(t.max_tile),
             japanim::engine::tiled::EXACT_HALO
         ),
         Some(t) => {

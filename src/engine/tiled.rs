@@ -164,17 +164,23 @@ impl NormHook for TileHook<'_> {
             }
         }
         let Some(stats) = self.given else { return own_instance_norm(x, weight, bias) };
-        // y = x · a + b', with a = weight / √(var + eps) and b' = bias − mean · a, per sample.
         let means = Tensor::f_stack(&self.samples.iter().map(|&(f, _)| &stats[f][layer].0).collect::<Vec<_>>(), 0)?;
         let vars = Tensor::f_stack(&self.samples.iter().map(|&(f, _)| &stats[f][layer].1).collect::<Vec<_>>(), 0)?;
-        let a = weight.f_to_kind(Kind::Float)?.f_view([1, c])?.f_div(&vars.f_add_scalar(NORM_EPS)?.f_sqrt()?)?;
-        let b = bias.f_to_kind(Kind::Float)?.f_view([1, c])?.f_sub(&means.f_mul(&a)?)?;
-        let (a, b) = (a.f_view([n, c, 1, 1])?.f_to_kind(x.kind())?, b.f_view([n, c, 1, 1])?.f_to_kind(x.kind())?);
-        x.f_mul(&a)?.f_add(&b)
+        normalize_with(x, weight, bias, &means.f_view([n, c])?, &vars.f_view([n, c])?)
     }
 }
 
-/// Normalises with given per-channel statistics (each 1×C×1×1, f32) of the whole frame.
+/// InstanceNorm of an N×C×H×W batch with given statistics (`mean`, biased `var`: N×C, f32):
+/// y = x · a + b', with a = weight / √(var + eps) and b' = bias − mean · a.
+fn normalize_with(x: &Tensor, weight: &Tensor, bias: &Tensor, mean: &Tensor, var: &Tensor) -> Result<Tensor, TchError> {
+    let (n, c) = mean.size2()?;
+    let a = weight.f_to_kind(Kind::Float)?.f_view([1, c])?.f_div(&var.f_add_scalar(NORM_EPS)?.f_sqrt()?)?;
+    let b = bias.f_to_kind(Kind::Float)?.f_view([1, c])?.f_sub(&mean.f_mul(&a)?)?;
+    let (a, b) = (a.f_view([n, c, 1, 1])?.f_to_kind(x.kind())?, b.f_view([n, c, 1, 1])?.f_to_kind(x.kind())?);
+    x.f_mul(&a)?.f_add(&b)
+}
+
+/// Normalises with the whole frame's per-channel statistics (`mean`, biased `var`: 1×C, f32).
 struct FrameStatistics {
     mean: Tensor,
     var: Tensor,
@@ -182,11 +188,7 @@ struct FrameStatistics {
 
 impl NormHook for FrameStatistics {
     fn normalize(&mut self, _layer: usize, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, TchError> {
-        let c = weight.size1()?;
-        let a =
-            weight.f_to_kind(Kind::Float)?.f_view([1, c, 1, 1])?.f_div(&self.var.f_add_scalar(NORM_EPS)?.f_sqrt()?)?;
-        let b = bias.f_to_kind(Kind::Float)?.f_view([1, c, 1, 1])?.f_sub(&self.mean.f_mul(&a)?)?;
-        x.f_mul(&a.f_to_kind(x.kind())?)?.f_add(&b.f_to_kind(x.kind())?)
+        normalize_with(x, weight, bias, &self.mean, &self.var)
     }
 }
 
@@ -195,19 +197,24 @@ impl NormHook for FrameStatistics {
 /// start on multiples of 4 so that every resolution's grid lines up.
 pub const EXACT_HALO: i64 = 8;
 
+/// Core side of the exact strategy's tiles of at most `max_tile` px: a multiple of 4.
+pub fn exact_core(max_tile: u32) -> i64 {
+    (i64::from(max_tile) - 2 * EXACT_HALO).max(4) / 4 * 4
+}
+
 /// One frame (1×3×H×W, sides multiples of 4) segment by segment over tiles whose cores are
 /// `core` px (a multiple of 4) with [`EXACT_HALO`] around them.
 fn run_exact(generator: &Generator, frame: &Tensor, core: i64) -> Result<Tensor, TchError> {
     let (_, _, height, width) = frame.size4()?;
     let mut state = Segment { input: frame.shallow_clone(), skip: None };
     for k in 0..generator.segments() {
-        let mut hook = if k == 0 {
-            // Segment 0 normalises nothing.
-            FrameStatistics { mean: Tensor::new(), var: Tensor::new() }
+        // Segment 0 normalises nothing; every later one its input, with the frame's statistics.
+        let (var, mean) = if k == 0 {
+            (Tensor::new(), Tensor::new())
         } else {
-            let (var, mean) = state.input.f_to_kind(Kind::Float)?.f_var_mean_dim(&[2i64, 3][..], false, true)?;
-            FrameStatistics { mean, var }
+            state.input.f_to_kind(Kind::Float)?.f_var_mean_dim(&[2i64, 3][..], false, false)?
         };
+        let mut hook = FrameStatistics { mean, var };
         let scale_in = width / state.input.size4()?.3;
         let mut next: Option<Segment> = None;
         let mut scale_out;
@@ -389,6 +396,10 @@ impl TiledRunner {
 
     /// Stylizes padded frames (each 1×3×H×W in [-1, 1], sides multiples of 4).
     pub fn run(&mut self, generator: &Generator, frames: &[Tensor]) -> Result<Vec<Tensor>, TchError> {
+        if self.settings.norm == NormStrategy::Exact {
+            let core = exact_core(self.settings.max_tile);
+            return frames.iter().map(|frame| run_exact(generator, frame, core)).collect();
+        }
         let mut outputs = frames.iter().map(|f| f.f_zeros_like()).collect::<Result<Vec<_>, _>>()?;
         let (_, _, h, w) = frames[0].size4()?;
         let refine = |runner: &mut Self,
@@ -401,12 +412,7 @@ impl TiledRunner {
             Ok(stats)
         };
         match self.settings.norm {
-            NormStrategy::Exact => {
-                let core = (i64::from(self.settings.max_tile) - 2 * EXACT_HALO).max(4) / 4 * 4;
-                for (frame, out) in frames.iter().zip(&mut outputs) {
-                    *out = run_exact(generator, frame, core)?;
-                }
-            }
+            NormStrategy::Exact => unreachable!("handled above"),
             NormStrategy::Tile => {
                 self.pass(generator, frames, None, false, Some(&mut outputs))?;
             }

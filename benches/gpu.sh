@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# GPU figures for the engine (#3) and training (#4) issues, prepared for one short device run.
+# The device machine has no FFmpeg and no .libtorch: build here without the video feature,
+#   cargo build --release --no-default-features
+# carry target/release/japanim, and run there (its Python's torch 2.11.0 provides libtorch):
+#   benches/gpu.sh          # figures in $OUT/figures.txt (default /tmp/japanim-gpu)
+# Every bench line is also printed; a line that fails does not stop the others.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/japanim-gpu}
+mkdir -p "$OUT"
+FIGURES=$OUT/figures.txt
+TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+export LD_LIBRARY_PATH="$TORCH_LIB:${LD_LIBRARY_PATH:-}"
+J=./target/release/japanim
+run() {
+  echo "\$ japanim $*" | tee -a "$FIGURES"
+  timeout 150 "$J" --quiet "$@" 2>&1 | tee -a "$FIGURES"
+}
+{ "$J" doctor; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv; } 2>&1 | tee "$FIGURES"
+
+# Full generator (random weights, 64 channels, 8 blocks) at 1080p: whole frames, batches.
+for precision in bf16 f16; do
+  for batch in 1 4 8; do
+    run bench --device cuda --precision "$precision" --size 1920x1080 --batch "$batch" --frames $((batch * 12))
+  done
+done
+# Tiled, exact (segment by segment) and memory-bounded, at 1080p and 4K.
+run bench --device cuda --precision bf16 --size 1920x1080 --tile 1024 --frames 8
+run bench --device cuda --precision bf16 --size 3840x2160 --tile 1024 --frames 4
+run bench --device cuda --precision bf16 --size 3840x2160 --tile 1024 --tile-norm downscaled:1 --frames 4
+# Training steps at 256², mixed precision, batch 8–32, and f32 for comparison.
+for batch in 8 16 32; do
+  run bench --train --device cuda --precision bf16 --size 256x256 --batch "$batch" --frames 10
+done
+run bench --train --device cuda --precision f32 --size 256x256 --batch 16 --frames 10
