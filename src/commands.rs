@@ -65,7 +65,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Model(ModelCommand::Init(args)) => model_init(args),
         Command::Model(ModelCommand::Info { path }) => model_info(&path),
         Command::Model(ModelCommand::ConvertVgg { onnx, output, overwrite }) => convert_vgg(&onnx, &output, overwrite),
-        Command::Dataset(DatasetCommand::Keyframes(args)) => dataset_keyframes(args),
+        Command::Dataset(DatasetCommand::Keyframes(args)) => dataset_keyframes(args, !cli.quiet),
         Command::Dataset(DatasetCommand::Crop(args)) => dataset_crop(args, !cli.quiet),
         Command::Dataset(DatasetCommand::Smooth { input, output }) => dataset_smooth(&input, &output, !cli.quiet),
         Command::Dataset(DatasetCommand::Build(args)) => dataset_build(args, !cli.quiet),
@@ -145,14 +145,30 @@ fn folder_job(input: &std::path::Path, output: &std::path::Path) -> Result<Vec<s
 /// `dataset keyframes`: every video decoded once; an unreadable one is skipped with its
 /// reason in the manifest.
 #[cfg(feature = "video")]
-fn dataset_keyframes(args: KeyframesArgs) -> Result<()> {
+fn dataset_keyframes(args: KeyframesArgs, progress: bool) -> Result<()> {
     use japanim::dataset::keyframes::{extract, MANIFEST_HEADER};
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
     let spec = args.keyframes.spec(&Default::default());
     let mut rows = Vec::new();
     let (mut kept, mut failed) = (0, 0);
     for video in &args.videos {
-        match extract(video, &args.output, &spec) {
+        let bar = if progress { indicatif::ProgressBar::new(0) } else { indicatif::ProgressBar::hidden() };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} {msg} {wide_bar} {pos}/{len} frames, {per_sec}, ETA {eta}",
+            )
+            .expect("valid"),
+        );
+        bar.set_message(video.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let show = |done: u64, total: Option<u64>| {
+            if done % 25 == 1 {
+                bar.set_length(total.unwrap_or(0).max(done));
+                bar.set_position(done);
+            }
+        };
+        let outcome = extract(video, &args.output, &spec, &show);
+        bar.finish_and_clear();
+        match outcome {
             Ok(result) => {
                 let n = result.candidates.iter().filter(|c| c.dropped.is_none()).count();
                 tracing::info!(
@@ -189,7 +205,7 @@ fn dataset_keyframes(args: KeyframesArgs) -> Result<()> {
 }
 
 #[cfg(not(feature = "video"))]
-fn dataset_keyframes(_args: KeyframesArgs) -> Result<()> {
+fn dataset_keyframes(_args: KeyframesArgs, _progress: bool) -> Result<()> {
     bail!("this japanim was built without the `video` feature: it cannot decode videos")
 }
 

@@ -117,7 +117,7 @@ fn video_keyframes(
     dir: &Path,
     spec: &super::keyframes::KeyframeSpec,
 ) -> Result<Vec<PathBuf>, crate::Error> {
-    let result = super::keyframes::extract(video, dir, spec)?;
+    let result = super::keyframes::extract(video, dir, spec, &|_, _| {})?;
     let rows = result.manifest_rows();
     let manifest = dir.join("manifest.csv");
     std::fs::write(&manifest, format!("{}\n{}\n", super::keyframes::MANIFEST_HEADER, rows.join("\n")))

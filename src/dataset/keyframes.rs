@@ -468,16 +468,19 @@ impl VideoKeyframes {
 }
 
 /// Decodes a video once (decoding on its own thread) and writes its key frames into `out`
-/// as `STEM_FRAME.png`; frames already there are kept (a re-run resumes).
+/// as `STEM_FRAME.png`; frames already there are kept (a re-run resumes). `progress` is told
+/// the frames decoded so far and the video's frame count when known.
 #[cfg(feature = "video")]
 pub fn extract(
     video: &std::path::Path,
     out: &std::path::Path,
     spec: &KeyframeSpec,
+    progress: &dyn Fn(u64, Option<u64>),
 ) -> Result<VideoKeyframes, crate::Error> {
     use crate::frame::FramePool;
     use crate::io::video::{Decoded, VideoSource};
     let mut source = VideoSource::open(video, false)?;
+    let expected_frames = source.format().frames;
     let tb = source.format().time_base;
     let time_base = (tb.denominator() != 0).then(|| f64::from(tb.numerator()) / f64::from(tb.denominator()));
     let stem = video.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
@@ -517,6 +520,7 @@ pub fn extract(
         for decoded in rx {
             let decoded = decoded?;
             frames += 1;
+            progress(frames, expected_frames);
             let luma = converter.borrow().luma(&decoded);
             // Bars are found on the unblurred picture, whose edges the blur would smear.
             let grey = match luma {
