@@ -125,6 +125,36 @@ pub fn resolve(device: DeviceChoice, precision: PrecisionChoice) -> Result<(Devi
     Ok((device, kind))
 }
 
+/// Free and total bytes of CUDA device `index`, asked of the CUDA runtime that libtorch's CUDA
+/// backend loaded (libtorch does not expose it). `None` without CUDA or when the call fails.
+pub fn cuda_memory(index: usize) -> Option<(u64, u64)> {
+    type GetDevice = unsafe extern "C" fn(*mut i32) -> i32;
+    type SetDevice = unsafe extern "C" fn(i32) -> i32;
+    type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;
+    static CUDART: std::sync::OnceLock<Option<libloading::Library>> = std::sync::OnceLock::new();
+    if !register_cuda() {
+        return None;
+    }
+    // SAFETY: the CUDA runtime is already loaded as a dependency of libtorch_cuda.so; opening
+    // it by its soname returns that copy and runs no new initialisers.
+    let cudart = CUDART.get_or_init(|| unsafe { libloading::Library::new("libcudart.so.13") }.ok()).as_ref()?;
+    // SAFETY: these are the CUDA runtime's documented C signatures; the pointers passed are
+    // to live locals, and the calling thread's current device is restored afterwards.
+    unsafe {
+        let get_device = cudart.get::<GetDevice>(b"cudaGetDevice\0").ok()?;
+        let set_device = cudart.get::<SetDevice>(b"cudaSetDevice\0").ok()?;
+        let mem_get_info = cudart.get::<MemGetInfo>(b"cudaMemGetInfo\0").ok()?;
+        let mut previous = 0;
+        if get_device(&mut previous) != 0 || set_device(i32::try_from(index).ok()?) != 0 {
+            return None;
+        }
+        let (mut free, mut total) = (0usize, 0usize);
+        let status = mem_get_info(&mut free, &mut total);
+        set_device(previous);
+        (status == 0).then_some((free as u64, total as u64))
+    }
+}
+
 /// Whether the CPU has bfloat16 arithmetic instructions, which make `--precision bf16` on
 /// the CPU faster than f32 (1.66× for the default model on an AVX512-BF16 EPYC, at 53 dB
 /// PSNR from the f32 output); without them libtorch emulates bf16 and it is slower.

@@ -12,7 +12,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    // Ctrl-C: remove half-written outputs, then exit as interrupted (128 + SIGINT).
+    // Ctrl-C, SIGTERM or SIGHUP: remove half-written outputs, then exit as interrupted (130).
     let _ = ctrlc::set_handler(|| japanim::output::remove_unfinished_and_exit(130));
     commands::init_logging(cli.quiet);
     match commands::run(cli) {

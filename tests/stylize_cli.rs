@@ -256,28 +256,31 @@ fn interrupting_removes_the_unfinished_output() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let output = dir.path().join("out.mp4");
-    let mut child = japanim()
-        .args(["stylize", "-", "--size", "32x32", "--fps", "25", "--preset", "ultrafast", "-o"])
-        .arg(&output)
-        .arg("--model")
-        .arg(&model)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&pattern(32, 32, 0).repeat(5)).unwrap();
-    stdin.flush().unwrap();
-    // Wait until the encoder's temporary file exists, then interrupt as Ctrl-C does.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !listing(dir.path()).iter().any(|n| n.contains(".partial-")) {
-        assert!(std::time::Instant::now() < deadline, "no temporary output appeared");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    // Ctrl-C, and a kill as a service manager or `timeout` sends it.
+    for signal in ["-INT", "-TERM"] {
+        let mut child = japanim()
+            .args(["stylize", "-", "--size", "32x32", "--fps", "25", "--preset", "ultrafast", "-o"])
+            .arg(&output)
+            .arg("--model")
+            .arg(&model)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&pattern(32, 32, 0).repeat(5)).unwrap();
+        stdin.flush().unwrap();
+        // Wait until the encoder's temporary file exists, then interrupt.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !listing(dir.path()).iter().any(|n| n.contains(".partial-")) {
+            assert!(std::time::Instant::now() < deadline, "no temporary output appeared");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let status = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        assert_eq!(out.status.code(), Some(130), "{signal}: {}", stderr(&out));
+        assert_eq!(listing(dir.path()), ["tiny.safetensors"], "{signal}: nothing half-written is left");
     }
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    drop(stdin);
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    assert_eq!(listing(dir.path()), ["tiny.safetensors"], "nothing half-written is left");
 }

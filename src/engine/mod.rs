@@ -50,6 +50,9 @@ pub struct Engine {
     tiled: Option<tiled::TiledRunner>,
     /// Whether the engine may switch to tiles by itself (see [`Engine::with_automatic_tiles`]).
     automatic_tiles: bool,
+    /// The batch shape (width, height, frames) whose memory was checked last: checked once,
+    /// since after a batch the CUDA caching allocator holds memory that looks used.
+    checked: Option<(i64, i64, i64)>,
 }
 
 /// Tile side the engine picks by itself when whole frames would not fit in memory.
@@ -57,17 +60,25 @@ pub const AUTOMATIC_TILE: u32 = 512;
 
 /// Estimated peak bytes of a whole-frame forward pass on the CPU: about six activations of
 /// the first layer's width at full resolution (measured: 1.65 GB for the 32-channel model on
-/// 1080p f32 and 5.9 GB on 4K, 6.2 and 5.6 such activations).
+/// 1080p f32 and 5.9 GB on 4K, 6.2 and 5.6 such activations). Used for GPUs too, where it
+/// is rougher (cuDNN workspaces, the caching allocator): not yet measured there.
 pub fn whole_frame_bytes(base_channels: i64, width: i64, height: i64, batch: i64, kind: Kind) -> f64 {
     let element = if kind == Kind::Float { 4.0 } else { 2.0 };
     6.5 * base_channels as f64 * width as f64 * height as f64 * batch as f64 * element
 }
 
-/// Memory the kernel says is available for a new allocation, in bytes (Linux).
-fn available_memory() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? * 1024.0)
+/// Bytes available for new allocations on `device`: the kernel's MemAvailable for the CPU
+/// (Linux), the CUDA runtime's free memory for a GPU.
+fn available_memory(device: Device) -> Option<f64> {
+    match device {
+        Device::Cpu => {
+            let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? * 1024.0)
+        }
+        Device::Cuda(index) => crate::device::cuda_memory(index).map(|(free, _)| free as f64),
+        _ => None,
+    }
 }
 
 /// Whether whole frames needing `needed` bytes should be tiled, given `available` bytes:
@@ -79,11 +90,11 @@ pub fn should_tile(needed: f64, available: f64) -> bool {
 impl Engine {
     /// An engine that runs whole frames.
     pub fn new(model: StyleModel) -> Self {
-        Self { model, staging: Vec::new(), tiled: None, automatic_tiles: false }
+        Self { model, staging: Vec::new(), tiled: None, automatic_tiles: false, checked: None }
     }
 
-    /// Lets a whole-frame engine on the CPU switch to exact tiles of [`AUTOMATIC_TILE`] px
-    /// (the same output) for frames that would not fit in the available memory whole.
+    /// Lets a whole-frame engine switch to exact tiles of [`AUTOMATIC_TILE`] px (the same
+    /// output) for frames that would not fit in the device's available memory whole.
     pub fn with_automatic_tiles(mut self) -> Self {
         self.automatic_tiles = true;
         self
@@ -91,7 +102,13 @@ impl Engine {
 
     /// An engine that cuts frames larger than `settings.max_tile` into tiles.
     pub fn with_tiles(model: StyleModel, settings: tiled::TileSettings) -> Self {
-        Self { model, staging: Vec::new(), tiled: Some(tiled::TiledRunner::new(settings)), automatic_tiles: false }
+        Self {
+            model,
+            staging: Vec::new(),
+            tiled: Some(tiled::TiledRunner::new(settings)),
+            automatic_tiles: false,
+            checked: None,
+        }
     }
 
     /// The model.
@@ -99,19 +116,19 @@ impl Engine {
         &self.model
     }
 
-    /// On the CPU, switches an engine without tiles to exact tiles (the same output) when
-    /// whole frames of this size would take most of the available memory; libtorch cannot
-    /// ask CUDA for its free memory, so GPUs run what they are given.
+    /// Switches an engine without tiles to exact tiles (the same output) when whole frames of
+    /// this shape would take most of the device's available memory.
     fn tile_if_too_large(&mut self, width: i64, height: i64, batch: i64) {
         if !self.automatic_tiles
             || self.tiled.is_some()
-            || self.model.device() != Device::Cpu
             || width.max(height) <= i64::from(AUTOMATIC_TILE)
+            || self.checked == Some((width, height, batch))
         {
             return;
         }
+        self.checked = Some((width, height, batch));
         let needed = whole_frame_bytes(self.model.info().config.base_channels, width, height, batch, self.model.kind());
-        let Some(available) = available_memory() else { return };
+        let Some(available) = available_memory(self.model.device()) else { return };
         if should_tile(needed, available) {
             tracing::info!(
                 "whole {width}x{height} frames would need about {:.1} GB of the {:.1} GB available: \
