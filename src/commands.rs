@@ -588,6 +588,19 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
         Ok(start.elapsed().as_secs_f64())
     })?;
     let engine_peak = peak_rss_mib();
+    // libtorch's caching allocator keeps the blocks it reserved, so device memory in use after
+    // the run is about the engine's peak on the device.
+    let device_memory = match device {
+        tch::Device::Cuda(n) => device::cuda_memory(n).map(|(free, total)| {
+            format!(
+                "; device memory in use {:.0} of {:.0} MiB",
+                (total - free) as f64 / 1048576.0,
+                total as f64 / 1048576.0
+            )
+        }),
+        _ => None,
+    }
+    .unwrap_or_default();
     // The bare generator on the same frames, already on the device as padded tensors: what
     // the engine's conversions, padding and tiling cost on top.
     let bare_seconds = tch::no_grad(|| -> Result<f64> {
@@ -635,7 +648,7 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
     };
     println!(
         "generator {}ch/{}res, {w}x{h}, batch {}, {how}, {device:?} {kind:?}: {fps:.3} frames/s ({:.3} s/frame), {tflops:.3} TFLOP/s useful; \
-         bare whole-frame generator {bare_fps:.3} frames/s (engine at {:.0} %); peak host memory of the engine {:.0} MiB",
+         bare whole-frame generator {bare_fps:.3} frames/s (engine at {:.0} %); peak host memory of the engine {:.0} MiB{device_memory}",
         config.base_channels,
         config.residual_blocks,
         args.batch,
