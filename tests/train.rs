@@ -65,10 +65,10 @@ fn options(data: &Path, run: &Path, config: Option<TrainConfig>, resume: bool, u
     TrainOptions { data: data.into(), run: run.into(), config, resume, until_step: until, progress: false }
 }
 
-fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+fn tensors(path: &Path) -> Vec<(String, safetensors::Dtype, Vec<u8>)> {
     let bytes = std::fs::read(path).unwrap();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut all: Vec<(String, Vec<u8>)> = file.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+    let mut all: Vec<_> = file.tensors().into_iter().map(|(n, v)| (n, v.dtype(), v.data().to_vec())).collect();
     all.sort();
     all
 }
@@ -129,7 +129,7 @@ fn interrupted_and_resumed_run_is_bit_identical() {
     let a = tensors(&whole.join("checkpoints/ckpt-00000006.safetensors"));
     let b = tensors(&parts.join("checkpoints/ckpt-00000006.safetensors"));
     assert_eq!(a.len(), b.len());
-    for ((name_a, data_a), (name_b, data_b)) in a.iter().zip(&b) {
+    for ((name_a, _, data_a), (name_b, _, data_b)) in a.iter().zip(&b) {
         assert_eq!(name_a, name_b);
         assert!(data_a == data_b, "tensor {name_a} differs after resume");
     }
@@ -149,26 +149,16 @@ fn bf16_mixed_precision_trains_f32_weights_close_to_an_f32_run() {
     train::train(&options(&data, &full, Some(config), false, None)).unwrap();
     train::train(&options(&data, &mixed, Some(mixed_config), false, None)).unwrap();
 
-    let read = |run: &Path| {
-        let bytes = std::fs::read(run.join("checkpoints/ckpt-00000006.safetensors")).unwrap();
-        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let mut all: Vec<(String, safetensors::Dtype, Vec<f32>)> = file
-            .tensors()
-            .into_iter()
-            .map(|(n, v)| {
-                let values = v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-                (n, v.dtype(), values)
-            })
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+    let checkpoint = |run: &Path| tensors(&run.join("checkpoints/ckpt-00000006.safetensors"));
+    let (a, b) = (checkpoint(&full), checkpoint(&mixed));
+    let floats = |bytes: &[u8]| -> Vec<f32> {
+        bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
     };
-    let (a, b) = (read(&full), read(&mixed));
     let (mut sum, mut count, mut identical) = (0f64, 0usize, 0usize);
-    for ((name, dtype_a, va), (_, dtype_b, vb)) in a.iter().zip(&b) {
+    for ((name, dtype_a, bytes_a), (_, dtype_b, bytes_b)) in a.iter().zip(&b) {
         assert_eq!((*dtype_a, *dtype_b), (safetensors::Dtype::F32, safetensors::Dtype::F32), "{name}: master weights");
         if name.starts_with("g.") || name.starts_with("d.") {
-            for (x, y) in va.iter().zip(vb) {
+            for (x, y) in floats(bytes_a).iter().zip(&floats(bytes_b)) {
                 assert!(y.is_finite(), "{name}");
                 sum += f64::from((x - y).abs());
                 count += 1;
