@@ -165,16 +165,22 @@ fn shots_video(dir: &std::path::Path) -> std::path::PathBuf {
     pattern(3).save(dir.join("a.png")).unwrap();
     pattern(7).save(dir.join("b.png")).unwrap();
     image::RgbImage::new(160, 120).save(dir.join("black.png")).unwrap();
-    let video = dir.join("shots.mp4");
+    stills_video(dir, &["a", "b", "black", "a"], "1.6", "format=yuv420p", "shots.mp4")
+}
+
+/// An H.264 video of still shots (`NAME.png` in `dir`, each shown for `seconds` at 25 fps),
+/// cut together and passed through the FFmpeg filter `then`.
+#[cfg(feature = "video")]
+fn stills_video(dir: &std::path::Path, stills: &[&str], seconds: &str, then: &str, name: &str) -> std::path::PathBuf {
+    let video = dir.join(name);
     let mut args: Vec<String> = Vec::new();
-    for name in ["a", "b", "black", "a"] {
-        args.extend(["-loop", "1", "-framerate", "25", "-t", "1.6", "-i"].map(String::from));
-        args.push(dir.join(format!("{name}.png")).to_str().unwrap().to_string());
+    for still in stills {
+        args.extend(["-loop", "1", "-framerate", "25", "-t", seconds, "-i"].map(String::from));
+        args.push(dir.join(format!("{still}.png")).to_str().unwrap().to_string());
     }
-    args.extend(
-        ["-filter_complex", "[0][1][2][3]concat=n=4:v=1:a=0,format=yuv420p", "-c:v", "libx264", "-crf", "18"]
-            .map(String::from),
-    );
+    let inputs: String = (0..stills.len()).map(|i| format!("[{i}]")).collect();
+    args.extend(["-filter_complex".to_string(), format!("{inputs}concat=n={}:v=1:a=0,{then}", stills.len())]);
+    args.extend(["-c:v", "libx264", "-crf", "18"].map(String::from));
     args.push(video.to_str().unwrap().to_string());
     ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
     video
@@ -276,33 +282,7 @@ fn letterbox_bars_are_cut_off_key_frames() {
     };
     shot(3, "a.png");
     shot(7, "b.png");
-    let video = dir.path().join("film.mp4");
-    let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
-    ffmpeg(&[
-        "-loop",
-        "1",
-        "-framerate",
-        "25",
-        "-t",
-        "1.2",
-        "-i",
-        a.to_str().unwrap(),
-        "-loop",
-        "1",
-        "-framerate",
-        "25",
-        "-t",
-        "1.2",
-        "-i",
-        b.to_str().unwrap(),
-        "-filter_complex",
-        "[0][1]concat=n=2:v=1:a=0,pad=160:160:0:20:black,format=yuv420p",
-        "-c:v",
-        "libx264",
-        "-crf",
-        "18",
-        video.to_str().unwrap(),
-    ]);
+    let video = stills_video(dir.path(), &["a", "b"], "1.2", "pad=160:160:0:20:black,format=yuv420p", "film.mp4");
     let out = dir.path().join("frames");
     let result = run(japanim().args(["dataset", "keyframes"]).arg(&video).arg("-o").arg(&out).arg("--letterbox"));
     assert!(result.status.success(), "{}", stderr(&result));
