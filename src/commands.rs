@@ -254,14 +254,6 @@ fn for_each_image(
     }
 }
 
-/// Writes an image as PNG under a temporary name and renames it into place.
-fn save_png(img: &image::RgbImage, target: &std::path::Path) -> Result<()> {
-    let pending = PendingFile::new(target, false)?;
-    japanim::io::image::write_rgb(pending.temp_path(), img.as_raw(), img.width(), img.height())?;
-    pending.commit()?;
-    Ok(())
-}
-
 /// `dataset crop`.
 fn dataset_crop(args: CropArgs, progress: bool) -> Result<()> {
     use japanim::dataset::crop::{crops, CropSpec};
@@ -281,7 +273,7 @@ fn dataset_crop(args: CropArgs, progress: bool) -> Result<()> {
         for (k, piece) in pieces.iter().enumerate() {
             let target = args.output.join(format!("{stem}_{k}.png"));
             if !target.exists() {
-                save_png(piece, &target)?;
+                japanim::dataset::write_atomically(piece, &target)?;
             }
         }
         Ok(pieces.len())
@@ -297,7 +289,7 @@ fn dataset_smooth(input: &std::path::Path, output: &std::path::Path, progress: b
         let target = output.join(path.file_name().expect("listed")).with_extension("png");
         if !target.exists() {
             let img = japanim::io::image::read_rgb(path)?;
-            save_png(&japanim::dataset::smooth::smooth(&img), &target)?;
+            japanim::dataset::write_atomically(&japanim::dataset::smooth::smooth(&img), &target)?;
         }
         Ok(1)
     })?;

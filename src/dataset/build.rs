@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use super::crop::{crops, stable_hash, CropMode, CropSpec};
 use super::smooth::smooth;
+use super::write_atomically;
 use super::DatasetError;
 use crate::io::image::{is_image_path, list_images, read_rgb};
-use crate::output::PendingFile;
 
 /// Everything a build needs; recorded in `dataset.toml`.
 #[derive(Debug, Clone, Serialize)]
@@ -160,13 +160,6 @@ fn check_output(spec: &BuildSpec) -> Result<(), DatasetError> {
     if !(0.0..1.0).contains(&spec.val_fraction) {
         return Err(DatasetError::Invalid(format!("--val-fraction {} must be in [0, 1)", spec.val_fraction)));
     }
-    Ok(())
-}
-
-fn write_atomically(img: &image::RgbImage, path: &Path) -> Result<(), DatasetError> {
-    let pending = PendingFile::new(path, true).map_err(|e| DatasetError::Invalid(e.to_string()))?;
-    crate::io::image::write_rgb(pending.temp_path(), img.as_raw(), img.width(), img.height())?;
-    pending.commit().map_err(|e| DatasetError::Invalid(e.to_string()))?;
     Ok(())
 }
 

@@ -122,14 +122,9 @@ pub struct Candidate {
     pub file: Option<PathBuf>,
 }
 
-/// Grey as OpenCV's BGR2GRAY (0.299 R + 0.587 G + 0.114 B), then the 3×3 Gaussian.
+/// Grey as OpenCV's BGR2GRAY (see [`super::opencv_grey`]), then the 3×3 Gaussian.
 pub fn grey_blurred(frame: &Frame) -> GrayImage {
-    let grey: Vec<u8> = frame
-        .data
-        .chunks_exact(3)
-        .map(|p| (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])).round() as u8)
-        .collect();
-    blur3(&GrayImage::from_raw(frame.width, frame.height, grey).expect("size matches"))
+    blur3(&super::opencv_grey(&frame.data, frame.width, frame.height))
 }
 
 /// OpenCV's 3×3 Gaussian ([1, 2, 1] / 4 each way), edges replicated, in integers. Written
@@ -493,10 +488,9 @@ pub fn extract(
         if !path.exists() {
             let frame =
                 converter.borrow_mut().convert(decoded, &pool).map_err(|e| DatasetError::Invalid(e.to_string()))?;
-            let pending =
-                crate::output::PendingFile::new(&path, true).map_err(|e| DatasetError::Invalid(e.to_string()))?;
-            crate::io::image::write_image(&frame, pending.temp_path())?;
-            pending.commit().map_err(|e| DatasetError::Invalid(e.to_string()))?;
+            let rgb = image::RgbImage::from_raw(frame.width, frame.height, frame.data)
+                .expect("a frame's buffer matches its size");
+            super::write_atomically(&rgb, &path)?;
         }
         Ok(path)
     };
@@ -563,9 +557,7 @@ fn cut_bars(video: &std::path::Path, candidates: &[Candidate], letterbox: &Lette
         }
         let Some((x, y, w, h)) = letterbox.content(img.width(), img.height()) else { continue };
         let content = image::imageops::crop_imm(&img, x, y, w, h).to_image();
-        let pending = crate::output::PendingFile::new(path, true).map_err(|e| DatasetError::Invalid(e.to_string()))?;
-        crate::io::image::write_rgb(pending.temp_path(), content.as_raw(), w, h)?;
-        pending.commit().map_err(|e| DatasetError::Invalid(e.to_string()))?;
+        super::write_atomically(&content, path)?;
         cut = letterbox.bars;
     }
     if let Some([top, bottom, left, right]) = cut {

@@ -23,14 +23,9 @@ pub const CANNY_LOW: i32 = 100;
 /// See [`CANNY_LOW`].
 pub const CANNY_HIGH: i32 = 200;
 
-/// Grey level as OpenCV's `cvtColor(…, BGR2GRAY)` computes it (0.299 R + 0.587 G + 0.114 B in
-/// 15-bit fixed point, rounded; checked against OpenCV on all of a random image's pixels).
+/// Grey level as OpenCV's `cvtColor(…, BGR2GRAY)` computes it (see [`super::opencv_grey`]).
 pub fn grey(rgb: &RgbImage) -> GrayImage {
-    let data = rgb
-        .as_raw()
-        .chunks_exact(3)
-        .map(|p| ((u32::from(p[0]) * 9798 + u32::from(p[1]) * 19235 + u32::from(p[2]) * 3735 + (1 << 14)) >> 15) as u8);
-    GrayImage::from_raw(rgb.width(), rgb.height(), data.collect()).expect("one grey byte per pixel")
+    super::opencv_grey(rgb.as_raw(), rgb.width(), rgb.height())
 }
 
 /// OpenCV's Canny edges (255 = edge) with a 3×3 Sobel aperture and the L1 gradient norm.
