@@ -516,22 +516,14 @@ pub fn extract(
             frames += 1;
             progress(frames, expected_frames);
             let luma = converter.borrow().luma(&decoded);
-            // Bars are found on the unblurred picture, whose edges the blur would smear.
-            let grey = match luma {
-                Some(luma) => {
-                    if spec.letterbox {
-                        letterbox.see(&luma);
-                    }
-                    blur3(&luma)
-                }
-                None => {
-                    let grey = grey_blurred(&converter.borrow_mut().convert(&decoded, &pool)?);
-                    if spec.letterbox {
-                        letterbox.see(&grey);
-                    }
-                    grey
-                }
+            let (grey, unblurred) = match luma {
+                Some(luma) => (blur3(&luma), Some(luma)),
+                None => (grey_blurred(&converter.borrow_mut().convert(&decoded, &pool)?), None),
             };
+            if spec.letterbox {
+                // Bars are found on the unblurred picture where there is one: the blur smears edges.
+                letterbox.see(unblurred.as_ref().unwrap_or(&grey));
+            }
             picker.push(decoded.index, decoded.pts, grey, decoded)?;
         }
         picker.finish()?;
