@@ -102,13 +102,7 @@ impl Engine {
 
     /// An engine that cuts frames larger than `settings.max_tile` into tiles.
     pub fn with_tiles(model: StyleModel, settings: tiled::TileSettings) -> Self {
-        Self {
-            model,
-            staging: Vec::new(),
-            tiled: Some(tiled::TiledRunner::new(settings)),
-            automatic_tiles: false,
-            checked: None,
-        }
+        Self { tiled: Some(tiled::TiledRunner::new(settings)), ..Self::new(model) }
     }
 
     /// The model.
