@@ -14,6 +14,7 @@ use japanim::frame::Frame;
 use japanim::io::raw::RawKind;
 use japanim::model::{self, GeneratorConfig, StoredPrecision, StyleModel};
 use japanim::output::PendingFile;
+use japanim::stream::StreamOptions;
 use japanim::stylize::{self, StylizeJob};
 use tch::Tensor;
 
@@ -119,11 +120,17 @@ fn stylize(args: StylizeArgs, progress: bool) -> Result<()> {
     tracing::info!("stylize settings: {}", serde_json::to_string(&job)?);
     let summary = stylize::run(&job)?;
     let seconds = summary.elapsed.as_secs_f64();
+    // Which stage limited the run: the one busy nearly all the time.
+    let stages = summary.stream.map(|s| {
+        let [source, engine, sink] = s.busy_shares().map(|x| x * 100.0);
+        format!("; busy: reading {source:.0} %, stylizing {engine:.0} %, writing {sink:.0} %")
+    });
     tracing::info!(
-        "wrote {} ({} frames in {seconds:.1} s, {:.2} frames/s)",
+        "wrote {} ({} frames in {seconds:.1} s, {:.2} frames/s{})",
         summary.output,
         summary.frames,
-        summary.frames as f64 / seconds.max(1e-9)
+        summary.frames as f64 / seconds.max(1e-9),
+        stages.unwrap_or_default()
     );
     Ok(())
 }
@@ -529,9 +536,66 @@ fn bench(args: BenchArgs) -> Result<()> {
             temp.clone()
         }
     };
-    let result = bench_with(&args, &path, device, kind);
+    let result = match &args.video {
+        Some(video) => bench_video(&args, &path, video),
+        None => bench_with(&args, &path, device, kind),
+    };
     let _ = std::fs::remove_file(&temp);
     result
+}
+
+/// `bench --video`: the whole stylize pipeline on a real file, beside decoding alone.
+#[cfg(feature = "video")]
+fn bench_video(args: &BenchArgs, model: &std::path::Path, video: &std::path::Path) -> Result<()> {
+    use japanim::frame::{FramePool, FrameSource, Item};
+    let mut source = japanim::io::video::VideoSource::open(video, false)?;
+    let (w, h) = (source.format().width, source.format().height);
+    let pool = FramePool::new(4);
+    let start = std::time::Instant::now();
+    let mut decoded = 0u64;
+    while let Some(item) = source.next_item(&pool)? {
+        if let Item::Frame(frame) = item {
+            decoded += 1;
+            pool.give(frame.data);
+        }
+    }
+    let decode_fps = decoded as f64 / start.elapsed().as_secs_f64();
+    drop(source);
+    let extension = video.extension().and_then(|e| e.to_str()).unwrap_or("mkv");
+    let output = std::env::temp_dir().join(format!("japanim-bench-{}.{extension}", std::process::id()));
+    let job = StylizeJob {
+        input: video.to_path_buf(),
+        output: output.clone(),
+        model: model.to_path_buf(),
+        device: args.device,
+        precision: args.precision,
+        batch: args.batch,
+        encoder: EncoderSettings::default(),
+        tiles: tile_request(&args.tiles, &japanim::config::StylizeSection::default())?,
+        raw_size: None,
+        raw_fps: None,
+        raw_output: None,
+        overwrite: true,
+        progress: false,
+    };
+    let summary = stylize::run(&job);
+    let _ = std::fs::remove_file(&output);
+    let summary = summary?;
+    let fps = summary.frames as f64 / summary.elapsed.as_secs_f64();
+    println!("video {}: {decoded} frames of {w}x{h}; decoding alone {decode_fps:.2} frames/s", video.display());
+    let [decoding, stylizing, encoding] =
+        summary.stream.map(|s| s.busy_shares().map(|x| x * 100.0)).unwrap_or([f64::NAN; 3]);
+    println!(
+        "  full pipeline (decode → stylize → encode, other streams copied), batch {}: {fps:.3} frames/s; \
+         busy: decoding {decoding:.0} %, stylizing {stylizing:.0} %, encoding {encoding:.0} %",
+        args.batch
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "video"))]
+fn bench_video(_args: &BenchArgs, _model: &std::path::Path, _video: &std::path::Path) -> Result<()> {
+    bail!("this japanim was built without the `video` feature, so `bench --video` cannot decode files")
 }
 
 fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kind: tch::Kind) -> Result<()> {
@@ -564,37 +628,35 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
             None => Engine::new(load()?),
         })
     };
-    let frames: Vec<&Frame> = (0..args.batch).map(|i| &sources[i % sources.len()]).collect();
-    let mut outputs = vec![Vec::new(); args.batch];
-    let mut engine = make_engine()?;
     let calls = args.frames.div_ceil(args.batch);
-    let seconds = tch::no_grad(|| -> Result<f64> {
-        engine.stylize(&frames, &mut outputs)?; // warm-up (cuDNN picks its algorithms)
-        let start = std::time::Instant::now();
-        for _ in 0..calls {
-            engine.stylize(&frames, &mut outputs)?;
-        }
-        if let tch::Device::Cuda(n) = device {
-            tch::Cuda::synchronize(n as i64);
-        }
-        Ok(start.elapsed().as_secs_f64())
+    let frame_count = (calls * args.batch) as u64;
+    let mut engine = make_engine()?;
+    tch::no_grad(|| -> Result<()> {
+        // Warm-up: cuDNN picks its algorithms for this shape before the clock starts.
+        let frames: Vec<&Frame> = (0..args.batch).map(|i| &sources[i % sources.len()]).collect();
+        engine.stylize(&frames, &mut vec![Vec::new(); args.batch])?;
+        Ok(())
     })?;
+    // The whole engine as a stream runs it: a source thread copies frames into pool buffers
+    // as a decoder would, the engine batches, uploads, runs and downloads, a sink takes them.
+    let options =
+        StreamOptions { batch: args.batch, in_flight: args.in_flight.map(|n| n as usize), ..Default::default() };
+    let in_flight = options.in_flight.unwrap_or_else(|| engine.batches_in_flight());
+    let source = japanim::bench::SyntheticSource::new(sources.clone(), frame_count);
+    let stats = japanim::stream::run(Box::new(source), &mut engine, Box::new(japanim::bench::DiscardSink), &options)?;
+    drop(engine);
     let engine_peak = peak_rss_mib();
     // libtorch's caching allocator keeps the blocks it reserved, so device memory in use after
     // the run is about the engine's peak on the device.
     let device_memory = match device {
-        tch::Device::Cuda(n) => device::cuda_memory(n).map(|(free, total)| {
-            format!(
-                "; device memory in use {:.0} of {:.0} MiB",
-                (total - free) as f64 / 1048576.0,
-                total as f64 / 1048576.0
-            )
+        tch::Device::Cuda(n) => device::cuda::memory(n).map(|(free, total)| {
+            format!("; device in use {:.0} of {:.0} MiB", (total - free) as f64 / 1048576.0, total as f64 / 1048576.0)
         }),
         _ => None,
     }
     .unwrap_or_default();
     // The bare generator on the same frames, already on the device as padded tensors: what
-    // the engine's conversions, padding and tiling cost on top.
+    // the engine's transfers, conversions, padding and tiling cost on top.
     let bare_seconds = tch::no_grad(|| -> Result<f64> {
         let generator_model = load()?;
         let x = Tensor::f_rand(
@@ -603,6 +665,9 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
         )?
         .f_to_kind(kind)?;
         let _ = generator_model.generator().forward(&x)?;
+        if let tch::Device::Cuda(n) = device {
+            tch::Cuda::synchronize(n as i64);
+        }
         let start = std::time::Instant::now();
         for _ in 0..calls {
             let _ = generator_model.generator().forward(&x)?;
@@ -612,9 +677,10 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
         }
         Ok(start.elapsed().as_secs_f64())
     })?;
-    let fps = (calls * args.batch) as f64 / seconds;
-    let bare_fps = (calls * args.batch) as f64 / bare_seconds;
-    let tflops = 2.0 * config.macs_per_pixel() * f64::from(w) * f64::from(h) * fps / 1e12;
+    let fps = stats.frames as f64 / stats.elapsed.as_secs_f64();
+    let bare_fps = frame_count as f64 / bare_seconds;
+    let flop_per_frame = 2.0 * config.macs_per_pixel() * f64::from(w) * f64::from(h);
+    let (tflops, bare_tflops) = (flop_per_frame * fps / 1e12, flop_per_frame * bare_fps / 1e12);
     let how = match tiles {
         Some(t) if t.norm == japanim::engine::tiled::NormStrategy::Exact => format!(
             "tiles ≤{} px (cores of {} px, halo {} px, segment by segment), Exact",
@@ -638,16 +704,35 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
         }
         None => "whole frames".to_string(),
     };
+    let (device_name, known_peak) = japanim::bench::device_peak(device, kind);
+    let peak = args.peak_tflops.or(known_peak);
+    let share = |achieved: f64| peak.map(|p| format!(", {:.1} % of the {p:.0} TFLOP/s peak", 100.0 * achieved / p));
+    let [source_busy, engine_busy, sink_busy] = stats.busy_shares().map(|x| x * 100.0);
     println!(
-        "generator {}ch/{}res, {w}x{h}, batch {}, {how}, {device:?} {kind:?}: {fps:.3} frames/s ({:.3} s/frame), {tflops:.3} TFLOP/s useful; \
-         bare whole-frame generator {bare_fps:.3} frames/s (engine at {:.0} %); peak host memory of the engine {:.0} MiB{device_memory}",
+        "generator {}ch/{}res, {w}x{h}, batch {}, {how}, {device:?} {kind:?}{}, {} threads",
         config.base_channels,
         config.residual_blocks,
         args.batch,
-        1.0 / fps,
-        100.0 * fps / bare_fps,
-        engine_peak.unwrap_or(f64::NAN)
+        device_name.map(|n| format!(" ({n})")).unwrap_or_default(),
+        tch::get_num_threads()
     );
+    println!(
+        "  engine stream: {fps:.3} frames/s ({:.2} ms/frame), {in_flight} batch(es) in flight, {} frames; \
+         busy: source {source_busy:.0} %, engine {engine_busy:.0} %, sink {sink_busy:.0} %",
+        1000.0 / fps,
+        stats.frames
+    );
+    println!(
+        "  bare generator: {bare_fps:.3} frames/s ({:.2} ms/frame); engine at {:.1} % of it",
+        1000.0 / bare_fps,
+        100.0 * fps / bare_fps
+    );
+    println!(
+        "  arithmetic: engine {tflops:.3} TFLOP/s useful{}; bare generator {bare_tflops:.3}{}",
+        share(tflops).unwrap_or_default(),
+        share(bare_tflops).unwrap_or_default()
+    );
+    println!("  memory: peak host {:.0} MiB (engine run){device_memory}", engine_peak.unwrap_or(f64::NAN));
     if args.compare {
         let Some(t) = tiles else { bail!("--compare needs --tile") };
         let plan = japanim::engine::tiles::TilePlan::new(align4(w).max(8), align4(h).max(8), t.max_tile, t.halo)

@@ -4,6 +4,7 @@
 //! [`model`] on them, [`io`] encodes the results; [`stream`] runs those stages on threads
 //! joined by bounded channels, and [`stylize`] is the whole job as the command line runs it.
 
+pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod device;

@@ -2,13 +2,14 @@
 //! bounded channels, so decoding and encoding overlap inference and memory stays fixed by
 //! the channel bounds whatever the video's length.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Submitted};
 use crate::frame::{Frame, FramePool, FrameSink, FrameSource, Item, Passthrough};
 
 /// How a stream runs.
@@ -16,6 +17,9 @@ use crate::frame::{Frame, FramePool, FrameSink, FrameSource, Item, Passthrough};
 pub struct StreamOptions {
     /// Frames per generator call.
     pub batch: usize,
+    /// Batches kept on the device before the oldest is collected; `None`: the engine's
+    /// choice ([`Engine::batches_in_flight`]), 1 turns the overlap off.
+    pub in_flight: Option<usize>,
     /// Capacity of each channel between stages, in items.
     pub queue: usize,
     /// Frames expected, for the progress bar's ETA.
@@ -26,7 +30,7 @@ pub struct StreamOptions {
 
 impl Default for StreamOptions {
     fn default() -> Self {
-        Self { batch: 1, queue: 4, expected_frames: None, progress: false }
+        Self { batch: 1, in_flight: None, queue: 4, expected_frames: None, progress: false }
     }
 }
 
@@ -37,6 +41,22 @@ pub struct StreamStats {
     pub frames: u64,
     /// Wall-clock time of the whole stream.
     pub elapsed: Duration,
+    /// Time the source spent producing items (decoding, reading).
+    pub source_busy: Duration,
+    /// Time the engine spent submitting and collecting batches, waiting for the device
+    /// included (not waiting for frames or for room downstream).
+    pub engine_busy: Duration,
+    /// Time the sink spent writing (encoding).
+    pub sink_busy: Duration,
+}
+
+impl StreamStats {
+    /// Each stage's busy time as a share of the whole run (source, engine, sink): the
+    /// stage near 100 % limits the stream.
+    pub fn busy_shares(&self) -> [f64; 3] {
+        let total = self.elapsed.as_secs_f64().max(1e-9);
+        [self.source_busy, self.engine_busy, self.sink_busy].map(|d| d.as_secs_f64() / total)
+    }
 }
 
 enum ToSink {
@@ -57,31 +77,41 @@ pub fn run(
     let start = Instant::now();
     let batch = options.batch.max(1);
     let queue = options.queue.max(1);
-    // Buffers in flight: two queues, a batch in and a batch out, one being decoded.
-    let pool = FramePool::new(2 * queue + 2 * batch + 1);
+    let in_flight = options.in_flight.unwrap_or_else(|| engine.batches_in_flight()).max(1);
+    // Buffers in use: two queues, the batches on the device and one being collected, one
+    // being decoded.
+    let pool = FramePool::new(2 * queue + (in_flight + 1) * batch + 1);
     let (to_engine, from_source) = bounded::<Result<Item, crate::Error>>(queue);
     let (to_sink, from_engine) = bounded::<ToSink>(queue);
     let bar = progress_bar(options);
 
     std::thread::scope(|scope| {
         let source_pool = pool.clone();
-        let source_thread = scope.spawn(move || loop {
-            let item = match source.next_item(&source_pool) {
-                Ok(Some(item)) => Ok(item),
-                Ok(None) => break,
-                Err(e) => Err(e),
-            };
-            let failed = item.is_err();
-            if to_engine.send(item).is_err() || failed {
-                break;
+        let source_thread = scope.spawn(move || {
+            let mut busy = Duration::ZERO;
+            loop {
+                let started = Instant::now();
+                let item = match source.next_item(&source_pool) {
+                    Ok(Some(item)) => Ok(item),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                busy += started.elapsed();
+                let failed = item.is_err();
+                if to_engine.send(item).is_err() || failed {
+                    break;
+                }
             }
+            busy
         });
         let sink_pool = pool.clone();
         let sink_bar = bar.clone();
         let log = options.progress && !std::io::stderr().is_terminal();
         let sink_thread = scope.spawn(move || sink_stage(sink.as_mut(), from_engine, &sink_pool, &sink_bar, log));
 
-        let engine_result = tch::no_grad(|| engine_stage(engine, from_source, &to_sink, &pool, batch));
+        let mut engine_busy = Duration::ZERO;
+        let engine_result =
+            tch::no_grad(|| engine_stage(engine, from_source, &to_sink, &pool, batch, in_flight, &mut engine_busy));
         if engine_result.is_ok() {
             let _ = to_sink.send(ToSink::End);
         }
@@ -89,12 +119,12 @@ pub fn run(
         let sink_result =
             sink_thread.join().unwrap_or_else(|_| Err(crate::Error::Internal("the output stage panicked".into())));
         // The source stops on its own once the engine's receiver is gone.
-        let _ = source_thread.join();
+        let source_busy = source_thread.join().unwrap_or_default();
         bar.finish_and_clear();
         // A sink error (e.g. a closed pipe) is the cause when both failed.
-        let frames = sink_result?;
+        let (frames, sink_busy) = sink_result?;
         engine_result?;
-        Ok(StreamStats { frames, elapsed: start.elapsed() })
+        Ok(StreamStats { frames, elapsed: start.elapsed(), source_busy, engine_busy, sink_busy })
     })
 }
 
@@ -104,49 +134,103 @@ fn engine_stage(
     to_sink: &Sender<ToSink>,
     pool: &FramePool,
     batch: usize,
+    in_flight: usize,
+    busy: &mut Duration,
 ) -> Result<(), crate::Error> {
-    let mut pending: Vec<Frame> = Vec::with_capacity(batch);
-    let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(batch);
-    let mut flush = |pending: &mut Vec<Frame>| -> Result<bool, crate::Error> {
-        if pending.is_empty() {
-            return Ok(true);
+    let mut stage = EngineStage {
+        engine,
+        to_sink,
+        pool,
+        submitted: VecDeque::with_capacity(in_flight + 1),
+        outputs: Vec::with_capacity(batch),
+        busy: Duration::ZERO,
+    };
+    let result = stage.run(from_source, batch, in_flight.max(1) - 1);
+    *busy = stage.busy;
+    result
+}
+
+/// The engine's side of a stream: batches frames, keeps up to a number of batches on the
+/// device, and hands results on in order.
+struct EngineStage<'a> {
+    engine: &'a mut Engine,
+    to_sink: &'a Sender<ToSink>,
+    pool: &'a FramePool,
+    /// Batches on the device, oldest first, with their frames (whose metadata the results take).
+    submitted: VecDeque<(Vec<Frame>, Submitted)>,
+    outputs: Vec<Vec<u8>>,
+    busy: Duration,
+}
+
+impl EngineStage<'_> {
+    /// Runs until the source ends; `keep` batches may stay on the device after a submit.
+    fn run(
+        &mut self,
+        from_source: Receiver<Result<Item, crate::Error>>,
+        batch: usize,
+        keep: usize,
+    ) -> Result<(), crate::Error> {
+        let mut pending: Vec<Frame> = Vec::with_capacity(batch);
+        for item in from_source {
+            match item? {
+                Item::Frame(frame) => {
+                    // Frames of another size start a new batch.
+                    if pending.first().is_some_and(|p| (p.width, p.height) != (frame.width, frame.height))
+                        && !self.flush(&mut pending, keep)?
+                    {
+                        return Ok(());
+                    }
+                    pending.push(frame);
+                    if pending.len() == batch && !self.flush(&mut pending, keep)? {
+                        return Ok(());
+                    }
+                }
+                Item::Passthrough(p) => {
+                    // Forwarded at once: the muxer interleaves by timestamp.
+                    if self.to_sink.send(ToSink::Passthrough(p)).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
         }
-        outputs.clear();
-        outputs.extend(pending.iter().map(|f| pool.take(f.data.len())));
-        let inputs: Vec<&Frame> = pending.iter().collect();
-        engine.stylize(&inputs, &mut outputs)?;
-        for (mut frame, stylized) in pending.drain(..).zip(outputs.drain(..)) {
-            pool.give(std::mem::replace(&mut frame.data, stylized));
-            if to_sink.send(ToSink::Frame(frame)).is_err() {
+        self.flush(&mut pending, 0)?;
+        Ok(())
+    }
+
+    /// Submits the pending frames, then collects the oldest batches until at most `keep`
+    /// remain, so the device runs one batch while the previous one's results are handed on.
+    /// `false` once the sink is gone.
+    fn flush(&mut self, pending: &mut Vec<Frame>, keep: usize) -> Result<bool, crate::Error> {
+        if !pending.is_empty() {
+            let started = Instant::now();
+            let batch = self.engine.submit(&pending.iter().collect::<Vec<_>>())?;
+            self.busy += started.elapsed();
+            self.submitted.push_back((std::mem::take(pending), batch));
+        }
+        while self.submitted.len() > keep {
+            if !self.collect_oldest()? {
                 return Ok(false);
             }
         }
         Ok(true)
-    };
-    for item in from_source {
-        match item? {
-            Item::Frame(frame) => {
-                // Frames of another size start a new batch.
-                if pending.first().is_some_and(|p| (p.width, p.height) != (frame.width, frame.height))
-                    && !flush(&mut pending)?
-                {
-                    return Ok(());
-                }
-                pending.push(frame);
-                if pending.len() == batch && !flush(&mut pending)? {
-                    return Ok(());
-                }
-            }
-            Item::Passthrough(p) => {
-                // Forwarded at once: the muxer interleaves by timestamp.
-                if to_sink.send(ToSink::Passthrough(p)).is_err() {
-                    return Ok(());
-                }
+    }
+
+    /// Collects the oldest batch and sends its frames on; `false` once the sink is gone.
+    fn collect_oldest(&mut self) -> Result<bool, crate::Error> {
+        let Some((frames, batch)) = self.submitted.pop_front() else { return Ok(true) };
+        self.outputs.clear();
+        self.outputs.extend(frames.iter().map(|f| self.pool.take(f.data.len())));
+        let started = Instant::now();
+        self.engine.collect(batch, &mut self.outputs)?;
+        self.busy += started.elapsed();
+        for (mut frame, stylized) in frames.into_iter().zip(self.outputs.drain(..)) {
+            self.pool.give(std::mem::replace(&mut frame.data, stylized));
+            if self.to_sink.send(ToSink::Frame(frame)).is_err() {
+                return Ok(false);
             }
         }
+        Ok(true)
     }
-    flush(&mut pending)?;
-    Ok(())
 }
 
 fn sink_stage(
@@ -155,14 +239,17 @@ fn sink_stage(
     pool: &FramePool,
     bar: &ProgressBar,
     log: bool,
-) -> Result<u64, crate::Error> {
+) -> Result<(u64, Duration), crate::Error> {
     let mut frames = 0u64;
+    let mut busy = Duration::ZERO;
     let start = Instant::now();
     let mut last_log = start;
     for message in from_engine {
         match message {
             ToSink::Frame(frame) => {
+                let started = Instant::now();
                 sink.write_frame(&frame)?;
+                busy += started.elapsed();
                 pool.give(frame.data);
                 frames += 1;
                 bar.inc(1);
@@ -172,15 +259,20 @@ fn sink_stage(
                     tracing::info!("{frames} frames written, {fps:.2} frames/s");
                 }
             }
-            ToSink::Passthrough(p) => sink.write_passthrough(p)?,
+            ToSink::Passthrough(p) => {
+                let started = Instant::now();
+                sink.write_passthrough(p)?;
+                busy += started.elapsed();
+            }
             ToSink::End => {
+                let started = Instant::now();
                 sink.finish()?;
-                return Ok(frames);
+                return Ok((frames, busy + started.elapsed()));
             }
         }
     }
     // The engine stopped early: its error is reported by `run`.
-    Ok(frames)
+    Ok((frames, busy))
 }
 
 fn progress_bar(options: &StreamOptions) -> ProgressBar {
@@ -198,4 +290,86 @@ fn progress_bar(options: &StreamOptions) -> ProgressBar {
     };
     bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::model::{GeneratorConfig, StyleModel};
+
+    /// Frames of two sizes with a passthrough item between them.
+    struct Frames(Vec<Item>);
+
+    impl FrameSource for Frames {
+        fn next_item(&mut self, _pool: &FramePool) -> Result<Option<Item>, crate::Error> {
+            Ok((!self.0.is_empty()).then(|| self.0.remove(0)))
+        }
+    }
+
+    #[derive(Default, Clone)]
+    struct Collected(Arc<Mutex<(Vec<Frame>, usize, bool)>>);
+
+    impl FrameSink for Collected {
+        fn write_frame(&mut self, frame: &Frame) -> Result<(), crate::Error> {
+            self.0.lock().unwrap().0.push(frame.clone());
+            Ok(())
+        }
+        fn write_passthrough(&mut self, _item: Passthrough) -> Result<(), crate::Error> {
+            self.0.lock().unwrap().1 += 1;
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<(), crate::Error> {
+            self.0.lock().unwrap().2 = true;
+            Ok(())
+        }
+    }
+
+    fn frames() -> Frames {
+        let frame = |index: u64, width: u32, height: u32| {
+            let data = (0..Frame::byte_len(width, height)).map(|j| (j as u64 * 13 + index * 71) as u8).collect();
+            Item::Frame(Frame { width, height, data, pts: Some(index as i64 * 10), index })
+        };
+        let mut items: Vec<Item> = (0..5).map(|i| frame(i, 12, 8)).collect();
+        items.push(Item::Passthrough(Box::new(0u8)));
+        items.extend((5..9).map(|i| frame(i, 8, 12)));
+        Frames(items)
+    }
+
+    #[test]
+    fn batches_in_flight_change_nothing_but_timing() {
+        let model = StyleModel::init(GeneratorConfig { base_channels: 4, residual_blocks: 1 }, 3, "test");
+        let mut engine = Engine::new(model);
+        let mut results = Vec::new();
+        for in_flight in [1, 2, 3] {
+            let sink = Collected::default();
+            let options = StreamOptions { batch: 2, in_flight: Some(in_flight), queue: 1, ..Default::default() };
+            let stats = run(Box::new(frames()), &mut engine, Box::new(sink.clone()), &options).unwrap();
+            let (written, passthrough, finished) = sink.0.lock().unwrap().clone();
+            assert_eq!((stats.frames, passthrough, finished), (9, 1, true), "in flight {in_flight}");
+            let order: Vec<(u64, Option<i64>, u32)> = written.iter().map(|f| (f.index, f.pts, f.width)).collect();
+            let expected: Vec<(u64, Option<i64>, u32)> =
+                (0..9).map(|i| (i, Some(i as i64 * 10), if i < 5 { 12 } else { 8 })).collect();
+            assert_eq!(order, expected, "frames keep their order and metadata");
+            results.push(written);
+        }
+        assert_eq!(results[0], results[1]);
+        assert_eq!(results[0], results[2]);
+        // And they are the generator's output, not the input passed through.
+        let Item::Frame(first) = frames().0.remove(0) else { unreachable!() };
+        let mut direct = vec![Vec::new()];
+        tch::no_grad(|| engine.stylize(&[&first], &mut direct)).unwrap();
+        assert_eq!(results[0][0].data, direct[0]);
+        assert_ne!(results[0][0].data, first.data);
+    }
+
+    #[test]
+    fn frames_whose_bytes_do_not_match_their_size_are_refused() {
+        let model = StyleModel::init(GeneratorConfig { base_channels: 4, residual_blocks: 1 }, 3, "test");
+        let mut engine = Engine::new(model);
+        let frame = Frame { width: 8, height: 8, data: vec![0; 10], pts: None, index: 0 };
+        let err = tch::no_grad(|| engine.submit(&[&frame])).err().expect("refused");
+        assert!(err.to_string().contains("must hold 192 bytes of RGB, not 10"), "{err}");
+    }
 }

@@ -95,6 +95,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Where the results are.
     pub output: String,
+    /// For a stream (video, raw frames): the figures of its stages.
+    pub stream: Option<stream::StreamStats>,
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -177,7 +179,7 @@ fn run_image(job: &StylizeJob) -> Result<Summary, Error> {
     let start = Instant::now();
     let mut engine = load_engine(job)?;
     let path = stylize_image_file(&mut engine, &job.input, pending)?;
-    Ok(Summary { frames: 1, elapsed: start.elapsed(), output: path.display().to_string() })
+    Ok(Summary { frames: 1, elapsed: start.elapsed(), output: path.display().to_string(), stream: None })
 }
 
 /// Reads an image, stylizes it and writes it to `pending`, then moves it into place.
@@ -217,7 +219,12 @@ fn run_folder(job: &StylizeJob) -> Result<Summary, Error> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(Summary { frames: pairs.len() as u64, elapsed: start.elapsed(), output: job.output.display().to_string() })
+    Ok(Summary {
+        frames: pairs.len() as u64,
+        elapsed: start.elapsed(),
+        output: job.output.display().to_string(),
+        stream: None,
+    })
 }
 
 /// Where frames go: a file being written under a temporary name, or stdout.
@@ -259,7 +266,7 @@ fn finish(stats: stream::StreamStats, destination: Destination) -> Result<Summar
         Destination::File(pending) => pending.commit()?.display().to_string(),
         Destination::Stdout => "stdout".to_string(),
     };
-    Ok(Summary { frames: stats.frames, elapsed: stats.elapsed, output })
+    Ok(Summary { frames: stats.frames, elapsed: stats.elapsed, output, stream: Some(stats) })
 }
 
 fn run_stdin(job: &StylizeJob) -> Result<Summary, Error> {

@@ -284,3 +284,33 @@ fn interrupting_removes_the_unfinished_output() {
         assert_eq!(listing(dir.path()), ["tiny.safetensors"], "{signal}: nothing half-written is left");
     }
 }
+
+#[test]
+fn bench_times_the_engine_stream_against_the_bare_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let temp = dir.path().join("tmp");
+    std::fs::create_dir(&temp).unwrap();
+    let out = run(japanim()
+        .env("TMPDIR", &temp)
+        .args(["bench", "--size", "40x24", "--batch", "2", "--frames", "5", "--in-flight", "2"])
+        .args(["--peak-tflops", "2", "--model"])
+        .arg(&model));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // 5 frames in batches of 2 run as 3 full batches.
+    assert!(text.contains("engine stream: ") && text.contains("2 batch(es) in flight, 6 frames"), "{text}");
+    assert!(text.contains("bare generator: ") && text.contains("engine at "), "{text}");
+    assert!(text.contains("% of the 2 TFLOP/s peak"), "{text}");
+    let fps: f64 = text
+        .split("engine stream: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("frames/s figure");
+    assert!(fps > 0.0 && fps.is_finite(), "{text}");
+    assert!(listing(&temp).is_empty(), "the bench leaves no files behind: {:?}", listing(&temp));
+
+    let out = run(japanim().args(["bench", "--size", "40x24", "--in-flight", "0"]));
+    assert!(!out.status.success() && stderr(&out).contains("--in-flight"), "{}", stderr(&out));
+}

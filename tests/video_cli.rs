@@ -190,3 +190,19 @@ fn damaged_video_files_fail_cleanly_leaving_no_output() {
     }
     assert_eq!(listing(dir.path()), ["good.mp4", "random.mp4", "tiny.safetensors", "truncated.mp4"]);
 }
+
+#[test]
+fn bench_times_decoding_and_the_whole_pipeline_on_a_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("in.mkv");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=48x32:rate=10:duration=1", "-c:v", "libx264", input.to_str().unwrap()]);
+    let temp = dir.path().join("tmp");
+    std::fs::create_dir(&temp).unwrap();
+    let out = run(japanim().env("TMPDIR", &temp).arg("bench").arg("--video").arg(&input).arg("--model").arg(&model));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("10 frames of 48x32; decoding alone "), "{text}");
+    assert!(text.contains("full pipeline (decode → stylize → encode") && text.contains("busy: decoding "), "{text}");
+    assert!(listing(&temp).is_empty(), "the encoded file is deleted: {:?}", listing(&temp));
+}

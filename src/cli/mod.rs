@@ -53,7 +53,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Measure how much content models keep and how much style they add, on a photo set.
     Eval(EvalArgs),
-    /// Measure generator throughput on synthetic frames.
+    /// Measure throughput: the generator alone, the whole engine stream, a video pipeline,
+    /// or training steps.
     Bench(BenchArgs),
     /// Report which libtorch, device and default model japanim finds.
     Doctor,
@@ -211,6 +212,18 @@ pub struct BenchArgs {
     /// steps), on random data.
     #[arg(long)]
     pub train: bool,
+    /// Batches kept on the device before the oldest is collected [default: 2 on a GPU, 1 on
+    /// the CPU]; 1 turns off overlapping transfers with computation.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub in_flight: Option<u32>,
+    /// The device's peak TFLOP/s for the chosen precision, to report the achieved share of
+    /// it [default: known GPUs by name].
+    #[arg(long)]
+    pub peak_tflops: Option<f64>,
+    /// Time the full pipeline on this video file instead: decoding alone, then decode →
+    /// stylize → encode (audio copied) into a temporary file, deleted after.
+    #[arg(long, conflicts_with_all = ["train", "compare", "image"])]
+    pub video: Option<PathBuf>,
 }
 
 /// `japanim train`.

@@ -15,6 +15,19 @@ pub enum EngineError {
     /// libtorch failed (out of device memory, most often).
     #[error("inference failed: {0}")]
     Torch(#[from] TchError),
+    /// A frame's buffer does not hold its size's bytes.
+    #[error("a {width}x{height} frame must hold {} bytes of RGB, not {found}", Frame::byte_len(*width, *height))]
+    FrameBytes {
+        /// Frame width.
+        width: u32,
+        /// Frame height.
+        height: u32,
+        /// Bytes found.
+        found: usize,
+    },
+    /// The device failed while running queued work.
+    #[error("{0}")]
+    Device(String),
     /// Frames of one batch differ in size.
     #[error("frames of one batch must share a size: {0}x{1} vs {2}x{3}")]
     MixedSizes(u32, u32, u32, u32),
@@ -46,7 +59,7 @@ fn pad_to_grid(x: &Tensor, height: i64, width: i64) -> Result<Tensor, TchError> 
 /// Runs a model over frames, whole or in tiles.
 pub struct Engine {
     model: StyleModel,
-    staging: Vec<u8>,
+    uploads: UploadRing,
     tiled: Option<tiled::TiledRunner>,
     /// Whether the engine may switch to tiles by itself (see [`Engine::with_automatic_tiles`]).
     automatic_tiles: bool,
@@ -76,7 +89,7 @@ fn available_memory(device: Device) -> Option<f64> {
             let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
             Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? * 1024.0)
         }
-        Device::Cuda(index) => crate::device::cuda_memory(index).map(|(free, _)| free as f64),
+        Device::Cuda(index) => crate::device::cuda::memory(index).map(|(free, _)| free as f64),
         _ => None,
     }
 }
@@ -90,7 +103,7 @@ pub fn should_tile(needed: f64, available: f64) -> bool {
 impl Engine {
     /// An engine that runs whole frames.
     pub fn new(model: StyleModel) -> Self {
-        Self { model, staging: Vec::new(), tiled: None, automatic_tiles: false, checked: None }
+        Self { model, uploads: UploadRing::default(), tiled: None, automatic_tiles: false, checked: None }
     }
 
     /// Lets a whole-frame engine switch to exact tiles of [`AUTOMATIC_TILE`] px (the same
@@ -144,25 +157,45 @@ impl Engine {
     /// Stylizes frames of one size, writing each result into the matching output buffer
     /// (resized to the frame's byte length). Call inside `tch::no_grad`.
     pub fn stylize(&mut self, frames: &[&Frame], outputs: &mut [Vec<u8>]) -> Result<(), EngineError> {
-        let Some(first) = frames.first() else { return Ok(()) };
+        let batch = self.submit(frames)?;
+        self.collect(batch, outputs)
+    }
+
+    /// How many batches a stream should keep submitted before collecting the oldest: two on
+    /// a GPU, so one runs while the other's results come back and the next is prepared; one
+    /// on the CPU, which computes a batch while submitting it.
+    pub fn batches_in_flight(&self) -> usize {
+        if self.model.device().is_cuda() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Queues frames of one size on the device and returns at once where the device works
+    /// asynchronously (CUDA); [`Engine::collect`] waits for the results. Batches are
+    /// collected in any order; each upload buffer is reused only after its batch finished.
+    /// Call inside `tch::no_grad`.
+    pub fn submit(&mut self, frames: &[&Frame]) -> Result<Submitted, EngineError> {
+        let Some(first) = frames.first() else {
+            return Ok(Submitted { output: None, done: Done::Ready, width: 0, height: 0 });
+        };
         let (w, h) = (first.width, first.height);
         if let Some(f) = frames.iter().find(|f| (f.width, f.height) != (w, h)) {
             return Err(EngineError::MixedSizes(w, h, f.width, f.height));
         }
+        if let Some(f) = frames.iter().find(|f| f.data.len() != Frame::byte_len(w, h)) {
+            return Err(EngineError::FrameBytes { width: w, height: h, found: f.data.len() });
+        }
         let (device, kind) = (self.model.device(), self.model.kind());
         let (wi, hi, n) = (i64::from(w), i64::from(h), frames.len() as i64);
-        let input = if let [single] = frames {
-            Tensor::f_from_data_size(&single.data, &[1, hi, wi, 3], Kind::Uint8)?
-        } else {
-            self.staging.clear();
-            for f in frames {
-                self.staging.extend_from_slice(&f.data);
-            }
-            Tensor::f_from_data_size(&self.staging, &[n, hi, wi, 3], Kind::Uint8)?
-        };
-        // u8 → [-1, 1] on the device: only bytes cross the bus.
-        let x = input
-            .f_to_device(device)?
+        let slot = self.uploads.next(device, [n, hi, wi, 3])?;
+        slot.fill(frames);
+        // u8 → [-1, 1] on the device: only bytes cross the bus, asynchronously from pinned
+        // memory on CUDA.
+        let x = slot
+            .staging
+            .f_to_device_(device, Kind::Uint8, device.is_cuda(), false)?
             .f_permute([0, 3, 1, 2])?
             .f_to_kind(kind)?
             .f_mul_scalar(1.0 / 127.5)?
@@ -186,14 +219,138 @@ impl Engine {
             .f_clamp(0.0, 255.0)?
             .f_to_kind(Kind::Uint8)?
             .f_permute([0, 2, 3, 1])?
-            .f_contiguous()?
-            .f_to_device(Device::Cpu)?;
-        let frame_len = Frame::byte_len(w, h);
-        for (i, out) in outputs.iter_mut().enumerate().take(frames.len()) {
+            .f_contiguous()?;
+        // On CUDA a non-blocking copy lands in pinned memory while the device goes on; the
+        // event marks when it (and the upload before it) is done.
+        let output = y.f_to_device_(Device::Cpu, Kind::Uint8, device.is_cuda(), false)?;
+        let done = match device {
+            Device::Cuda(index) => match crate::device::cuda::Event::record(index) {
+                Some(event) => Done::Event(std::sync::Arc::new(event)),
+                None => Done::Synchronize(index),
+            },
+            _ => Done::Ready,
+        };
+        let slot = self.uploads.current();
+        slot.in_use_until = done.clone();
+        Ok(Submitted { output: Some(output), done, width: w, height: h })
+    }
+
+    /// Waits for a submitted batch and writes each frame's result into the matching output
+    /// buffer (resized to the frame's byte length).
+    pub fn collect(&mut self, batch: Submitted, outputs: &mut [Vec<u8>]) -> Result<(), EngineError> {
+        let Some(output) = batch.output else { return Ok(()) };
+        batch.done.wait()?;
+        let frame_len = Frame::byte_len(batch.width, batch.height);
+        for (i, out) in outputs.iter_mut().enumerate().take(output.size()[0] as usize) {
             out.resize(frame_len, 0);
-            y.f_get(i as i64)?.f_copy_data_u8(out, frame_len)?;
+            output.f_get(i as i64)?.f_copy_data_u8(out, frame_len)?;
         }
         Ok(())
+    }
+}
+
+/// A batch queued on the device by [`Engine::submit`], to be passed to [`Engine::collect`].
+pub struct Submitted {
+    /// N×H×W×3 u8 on the CPU (pinned on CUDA), complete once `done`.
+    output: Option<Tensor>,
+    done: Done,
+    width: u32,
+    height: u32,
+}
+
+/// When the device's work for a batch is complete.
+#[derive(Clone)]
+enum Done {
+    /// Already (the CPU computes while submitting).
+    Ready,
+    /// When this CUDA event has passed.
+    Event(std::sync::Arc<crate::device::cuda::Event>),
+    /// When the whole CUDA device is idle (no event could be made).
+    Synchronize(usize),
+}
+
+impl Done {
+    fn wait(&self) -> Result<(), EngineError> {
+        match self {
+            Done::Ready => Ok(()),
+            Done::Event(event) => {
+                if event.wait() {
+                    Ok(())
+                } else {
+                    Err(EngineError::Device("the CUDA device reported an error while stylizing".into()))
+                }
+            }
+            Done::Synchronize(index) => {
+                tch::Cuda::synchronize(*index as i64);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One upload buffer: frames are gathered here and copied to the device from here.
+struct UploadSlot {
+    /// N×H×W×3 u8 on the CPU; page-locked for a CUDA device, so uploads are asynchronous.
+    staging: Tensor,
+    /// The batch that last read `staging`: refilling waits for it.
+    in_use_until: Done,
+}
+
+impl UploadSlot {
+    /// Copies the frames into the staging tensor, one after another.
+    fn fill(&mut self, frames: &[&Frame]) {
+        let len = self.staging.numel();
+        // SAFETY: `staging` is a contiguous u8 CPU tensor of `len` bytes that only this slot
+        // holds, and no copy reads it any more (`UploadRing::next` waited for its batch).
+        let bytes = unsafe { std::slice::from_raw_parts_mut(self.staging.data_ptr().cast::<u8>(), len) };
+        for (chunk, frame) in bytes.chunks_exact_mut(len / frames.len()).zip(frames) {
+            chunk.copy_from_slice(&frame.data);
+        }
+    }
+}
+
+/// Two upload buffers used in turn: one can be filled while the other is being uploaded.
+#[derive(Default)]
+struct UploadRing {
+    slots: [Option<UploadSlot>; 2],
+    turn: usize,
+}
+
+impl UploadRing {
+    /// The next buffer, shaped `shape`, once its previous upload is complete.
+    fn next(&mut self, device: Device, shape: [i64; 4]) -> Result<&mut UploadSlot, EngineError> {
+        self.turn ^= 1;
+        let slot = &mut self.slots[self.turn];
+        if let Some(s) = slot {
+            s.in_use_until.wait()?;
+            s.in_use_until = Done::Ready;
+        }
+        if slot.as_ref().is_none_or(|s| s.staging.size() != shape) {
+            *slot = None; // free the old buffer first
+            *slot = Some(UploadSlot { staging: staging_tensor(device, shape)?, in_use_until: Done::Ready });
+        }
+        Ok(slot.as_mut().expect("just filled"))
+    }
+
+    /// The buffer `next` returned last.
+    fn current(&mut self) -> &mut UploadSlot {
+        self.slots[self.turn].as_mut().expect("next() filled it")
+    }
+}
+
+/// A u8 CPU tensor to upload from: page-locked for a CUDA device. It is made as the
+/// destination of a non-blocking copy from the device, which libtorch allocates in pinned
+/// memory (`pin_memory` would too, but only with a device argument that libtorch deprecates
+/// and warns about).
+fn staging_tensor(device: Device, shape: [i64; 4]) -> Result<Tensor, TchError> {
+    match device {
+        Device::Cuda(index) => {
+            let pinned =
+                Tensor::f_empty(shape, (Kind::Uint8, device))?.f_to_device_(Device::Cpu, Kind::Uint8, true, false)?;
+            tch::Cuda::synchronize(index as i64);
+            Ok(pinned)
+        }
+        _ => Tensor::f_empty(shape, (Kind::Uint8, Device::Cpu)),
     }
 }
 

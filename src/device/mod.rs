@@ -1,5 +1,7 @@
 //! Where the generator runs and in which precision.
 
+pub mod cuda;
+
 use std::str::FromStr;
 
 use tch::{Device, Kind};
@@ -125,36 +127,6 @@ pub fn resolve(device: DeviceChoice, precision: PrecisionChoice) -> Result<(Devi
     Ok((device, kind))
 }
 
-/// Free and total bytes of CUDA device `index`, asked of the CUDA runtime that libtorch's CUDA
-/// backend loaded (libtorch does not expose it). `None` without CUDA or when the call fails.
-pub fn cuda_memory(index: usize) -> Option<(u64, u64)> {
-    type GetDevice = unsafe extern "C" fn(*mut i32) -> i32;
-    type SetDevice = unsafe extern "C" fn(i32) -> i32;
-    type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;
-    static CUDART: std::sync::OnceLock<Option<libloading::Library>> = std::sync::OnceLock::new();
-    if !register_cuda() {
-        return None;
-    }
-    // SAFETY: the CUDA runtime is already loaded as a dependency of libtorch_cuda.so; opening
-    // it by its soname returns that copy and runs no new initialisers.
-    let cudart = CUDART.get_or_init(|| unsafe { libloading::Library::new("libcudart.so.13") }.ok()).as_ref()?;
-    // SAFETY: these are the CUDA runtime's documented C signatures; the pointers passed are
-    // to live locals, and the calling thread's current device is restored afterwards.
-    unsafe {
-        let get_device = cudart.get::<GetDevice>(b"cudaGetDevice\0").ok()?;
-        let set_device = cudart.get::<SetDevice>(b"cudaSetDevice\0").ok()?;
-        let mem_get_info = cudart.get::<MemGetInfo>(b"cudaMemGetInfo\0").ok()?;
-        let mut previous = 0;
-        if get_device(&mut previous) != 0 || set_device(i32::try_from(index).ok()?) != 0 {
-            return None;
-        }
-        let (mut free, mut total) = (0usize, 0usize);
-        let status = mem_get_info(&mut free, &mut total);
-        set_device(previous);
-        (status == 0).then_some((free as u64, total as u64))
-    }
-}
-
 /// Whether the CPU has bfloat16 arithmetic instructions, which make `--precision bf16` on
 /// the CPU faster than f32 (1.66× for the default model on an AVX512-BF16 EPYC, at 53 dB
 /// PSNR from the f32 output); without them libtorch emulates bf16 and it is slower.
@@ -177,9 +149,19 @@ pub fn cpu_has_bf16() -> bool {
 pub fn describe() -> String {
     let cuda = register_cuda();
     let count = if cuda { tch::Cuda::device_count() } else { 0 };
+    let devices: Vec<String> = (0..count.max(0) as usize)
+        .map(|i| {
+            let name = cuda::device_name(i).unwrap_or_else(|| "unnamed".into());
+            match cuda::memory(i) {
+                Some((_, total)) => format!("cuda:{i} {name}, {:.0} MiB", total as f64 / 1048576.0),
+                None => format!("cuda:{i} {name}"),
+            }
+        })
+        .collect();
     format!(
-        "libtorch CUDA backend: {}; CUDA devices: {count}; cuDNN: {}; CPU threads: {}; CPU bf16 instructions: {}",
+        "libtorch CUDA backend: {}; CUDA devices: {count}{}; cuDNN: {}; CPU threads: {}; CPU bf16 instructions: {}",
         if cuda { "loaded" } else { "not available (CPU only)" },
+        if devices.is_empty() { String::new() } else { format!(" ({})", devices.join("; ")) },
         if count > 0 && tch::Cuda::cudnn_is_available() { "yes" } else { "no" },
         tch::get_num_threads(),
         if cpu_has_bf16() { "yes (--precision bf16 is faster than f32 on this CPU)" } else { "no" }
