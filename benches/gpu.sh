@@ -21,6 +21,20 @@ run() {
 }
 { "$J" doctor; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv; } 2>&1 | tee "$FIGURES"
 
+# Correctness first: the shipped model over 16 distinct frames through the whole CUDA stream
+# (two batches in flight, asynchronous copies) against the CPU's f32 output, per frame.
+W=640; H=360
+python3 benches/raw_frames.py make $W $H 16 "$OUT/in.rgb" 2>/dev/null
+stylize_raw() { timeout 120 "$J" --quiet stylize - --size ${W}x$H -o - --output-format rgb24 --model models/default.safetensors "$@" < "$OUT/in.rgb"; }
+stylize_raw --device cpu > "$OUT/cpu.rgb"
+for args in "--precision f32 --batch 4" "--precision bf16 --batch 4" "--precision f16 --batch 3" "--precision bf16 --batch 4 --tile 256"; do
+  echo "\$ stylize (raw, cuda) $args" | tee -a "$FIGURES"
+  # shellcheck disable=SC2086
+  stylize_raw --device cuda $args > "$OUT/cuda.rgb" 2>>"$FIGURES"
+  python3 benches/raw_frames.py compare $W $H "$OUT/cpu.rgb" "$OUT/cuda.rgb" 30 2>/dev/null | tee -a "$FIGURES"
+done
+rm -f "$OUT"/*.rgb
+
 # Full generator (random weights, 64 channels, 8 blocks) at 1080p: whole frames, batches.
 for precision in bf16 f16; do
   for batch in 1 4 8; do
