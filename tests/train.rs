@@ -100,6 +100,20 @@ fn a_run_logs_finite_losses_plots_samples_and_exports() {
     assert_eq!(TrainConfig::read(&run.join("config.toml")).unwrap(), config);
     assert_eq!(std::fs::read_dir(run.join("checkpoints")).unwrap().count(), 2, "keep_checkpoints = 2");
 
+    // TensorBoard scalars: the content loss while pre-training, every term after, and the
+    // validation losses at each epoch's end, with the values the CSV logs hold.
+    let events: Vec<PathBuf> = std::fs::read_dir(run.join("tensorboard")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(events.len(), 1);
+    let scalars = japanim::train::tensorboard::read_scalars(&events[0]).unwrap();
+    let tags_at = |step: i64| scalars.iter().filter(|s| s.0 == step).map(|s| s.1.as_str()).collect::<Vec<_>>();
+    assert_eq!(tags_at(1), ["train/content"]);
+    assert_eq!(tags_at(3), ["train/content", "val/content", "val/style", "val/g_adv"]);
+    assert_eq!(tags_at(5).len(), 8);
+    assert!(tags_at(6).contains(&"train/g_adv") && tags_at(6).contains(&"val/content"));
+    let content_5: f64 = rows[4].split(',').nth(8).unwrap().parse().unwrap();
+    let logged = scalars.iter().find(|s| s.0 == 5 && s.1 == "train/content").unwrap().2;
+    assert!((f64::from(logged) - content_5).abs() <= 1e-5 * content_5.abs().max(1.0), "{logged} vs {content_5}");
+
     let model = dir.path().join("g.safetensors");
     train::export(&run, &model, japanim::model::StoredPrecision::F16, false).unwrap();
     let loaded = japanim::model::StyleModel::load(&model, Device::Cpu, Kind::Float).unwrap();
@@ -136,6 +150,7 @@ fn interrupted_and_resumed_run_is_bit_identical() {
     let log = |run: &Path| std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     let strip_time = |text: String| text.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect::<Vec<_>>();
     assert_eq!(strip_time(log(&parts)), strip_time(log(&whole)), "the log is continued, not duplicated");
+    assert_eq!(std::fs::read_dir(parts.join("tensorboard")).unwrap().count(), 2, "an event file per start");
 }
 
 #[test]

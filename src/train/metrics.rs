@@ -84,6 +84,24 @@ pub fn validation_log(run: &Path, keep_through: Option<u64>) -> Result<CsvLog, T
 }
 
 impl StepMetrics {
+    /// The loss terms as TensorBoard scalars: the content loss alone while pre-training
+    /// (the other terms are not computed then), every term after.
+    pub fn scalars(&self) -> Vec<(&'static str, f64)> {
+        if self.pretrain {
+            return vec![("train/content", self.content)];
+        }
+        vec![
+            ("train/d_loss", self.d_loss),
+            ("train/d_real", self.d_real),
+            ("train/d_fake", self.d_fake),
+            ("train/d_smooth", self.d_smooth),
+            ("train/g_adv", self.g_adv),
+            ("train/content", self.content),
+            ("train/style", self.style),
+            ("train/g_total", self.g_total),
+        ]
+    }
+
     /// The CSV row.
     pub fn row(&self) -> String {
         let mut s = format!("{},{},{}", self.step, self.epoch, if self.pretrain { "pretrain" } else { "adversarial" });

@@ -3,7 +3,8 @@
 //!
 //! A run folder holds `config.toml` (the resolved configuration), `checkpoints/`,
 //! `metrics.csv` (every loss term of every step), `validation.csv` (per epoch),
-//! `losses.png` and `samples/epoch-NNNN.png`.
+//! `losses.png`, `samples/epoch-NNNN.png` and `tensorboard/` (the same losses as TensorBoard
+//! scalars).
 
 pub mod adam;
 pub mod checkpoint;
@@ -12,6 +13,7 @@ pub mod data;
 pub mod losses;
 pub mod metrics;
 pub mod run;
+pub mod tensorboard;
 
 pub use config::TrainConfig;
 pub use run::{export, train, TrainSummary};

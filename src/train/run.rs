@@ -316,6 +316,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
     let keep = options.resume.then_some(start).or(Some(0));
     let mut step_log = metrics::step_log(&options.run, keep)?;
     let mut val_log = metrics::validation_log(&options.run, keep)?;
+    let mut board = super::tensorboard::EventWriter::create(&options.run.join("tensorboard"), start + 1)?;
     tracing::info!(
         "training {}: {photos} photos, {anime} anime images; {per_epoch} steps per epoch, {pretrain_steps} pre-training + {} adversarial steps; VGG {}",
         options.run.display(),
@@ -346,6 +347,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
             return Err(TrainError::Run(format!("losses became non-finite at step {s}: {}", m.row())));
         }
         step_log.append(&m.row())?;
+        board.scalars(s, &m.scalars())?;
         last = m;
         if s % checkpoint_every == 0 || s == end {
             last_checkpoint = nets.checkpoint(&options.run, s, config.keep_checkpoints)?;
@@ -353,6 +355,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
         if s % per_epoch == 0 {
             let (content, style, adv) = validate(&nets, &vgg, &dataset, &config, device, compute)?;
             val_log.append(&format!("{},{s},{content:.6},{style:.6},{adv:.6}", m.epoch))?;
+            board.scalars(s, &[("val/content", content), ("val/style", style), ("val/g_adv", adv)])?;
             sample_grid(
                 &nets,
                 &dataset,
