@@ -101,7 +101,7 @@ fn stylize(args: StylizeArgs, progress: bool) -> Result<()> {
         model,
         device: args.device.or(section.device).unwrap_or(DeviceChoice::Auto),
         precision: args.precision.or(section.precision).unwrap_or(PrecisionChoice::Auto),
-        batch: args.batch.or(section.batch).unwrap_or(1),
+        batch: args.batch.or(section.batch),
         encoder: EncoderSettings {
             codec: args.codec.or(encoder_section.codec).unwrap_or(defaults.codec),
             crf: args.crf.or(encoder_section.crf).or(defaults.crf),
@@ -569,7 +569,7 @@ fn bench_video(args: &BenchArgs, model: &std::path::Path, video: &std::path::Pat
         model: model.to_path_buf(),
         device: args.device,
         precision: args.precision,
-        batch: args.batch,
+        batch: Some(args.batch),
         encoder: EncoderSettings::default(),
         tiles: tile_request(&args.tiles, &japanim::config::StylizeSection::default())?,
         raw_size: None,

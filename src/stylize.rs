@@ -34,8 +34,8 @@ pub struct StylizeJob {
     pub device: DeviceChoice,
     /// Precision choice.
     pub precision: PrecisionChoice,
-    /// Frames per generator call.
-    pub batch: usize,
+    /// Frames per generator call; `None`: the engine's choice ([`Engine::automatic_batch`]).
+    pub batch: Option<usize>,
     /// Video encoder settings.
     pub encoder: EncoderSettings,
     /// Tiled inference: (max tile, halo or the model's receptive radius, feather, tiles per
@@ -109,7 +109,7 @@ fn is_dash(path: &Path) -> bool {
 
 /// Runs a stylize job.
 pub fn run(job: &StylizeJob) -> Result<Summary, Error> {
-    if job.batch == 0 {
+    if job.batch == Some(0) {
         return Err(invalid("--batch must be at least 1"));
     }
     if is_dash(&job.input) {
@@ -128,6 +128,15 @@ pub fn run(job: &StylizeJob) -> Result<Summary, Error> {
     } else {
         run_video(job)
     }
+}
+
+/// The batch asked for, or the engine's choice for frames of this size (logged).
+fn stream_batch(job: &StylizeJob, engine: &Engine, width: u32, height: u32) -> usize {
+    job.batch.unwrap_or_else(|| {
+        let batch = engine.automatic_batch(width, height);
+        tracing::info!("{batch} frame(s) per generator call (automatic; --batch sets it)");
+        batch
+    })
 }
 
 fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
@@ -280,7 +289,8 @@ fn run_stdin(job: &StylizeJob) -> Result<Summary, Error> {
         Destination::File(pending) => video_sink_for_raw(pending.temp_path(), &format, job)?,
     };
     let mut engine = load_engine(job)?;
-    let options = StreamOptions { batch: job.batch, progress: job.progress, ..Default::default() };
+    let batch = stream_batch(job, &engine, format.width, format.height);
+    let options = StreamOptions { batch, progress: job.progress, ..Default::default() };
     let stats = stream::run(Box::new(RawSource(reader)), &mut engine, sink, &options)?;
     finish(stats, destination)
 }
@@ -338,7 +348,7 @@ fn run_video(job: &StylizeJob) -> Result<Summary, Error> {
     };
     let mut engine = load_engine(job)?;
     let options = StreamOptions {
-        batch: job.batch,
+        batch: stream_batch(job, &engine, format.width, format.height),
         progress: job.progress,
         expected_frames: format.frames,
         ..Default::default()

@@ -90,7 +90,8 @@ pub struct StylizeArgs {
     /// Number format on the device: auto (f32 on CPU, bf16 on GPU), f32, f16 or bf16.
     #[arg(long, value_enum)]
     pub precision: Option<PrecisionChoice>,
-    /// Frames per generator call.
+    /// Frames per generator call [default: 1 on the CPU; on a GPU as many as fit in half its
+    /// free memory, at most 8].
     #[arg(long)]
     pub batch: Option<usize>,
     /// Video encoder (FFmpeg name).

@@ -68,6 +68,9 @@ pub struct Engine {
     checked: Option<(i64, i64, i64)>,
 }
 
+/// Largest batch the engine picks by itself ([`Engine::automatic_batch`]).
+pub const MAX_AUTOMATIC_BATCH: usize = 8;
+
 /// Tile side the engine picks by itself when whole frames would not fit in memory.
 pub const AUTOMATIC_TILE: u32 = 512;
 
@@ -159,6 +162,22 @@ impl Engine {
     pub fn stylize(&mut self, frames: &[&Frame], outputs: &mut [Vec<u8>]) -> Result<(), EngineError> {
         let batch = self.submit(frames)?;
         self.collect(batch, outputs)
+    }
+
+    /// Frames per generator call when the user names none: one on the CPU (bigger batches are
+    /// no faster there), and on a GPU as many whole `width`×`height` frames as fit in half of
+    /// its free memory, up to [`MAX_AUTOMATIC_BATCH`] (tiled engines: one).
+    pub fn automatic_batch(&self, width: u32, height: u32) -> usize {
+        let Device::Cuda(index) = self.model.device() else { return 1 };
+        if self.tiled.is_some() {
+            return 1;
+        }
+        let (w, h) = (padded(i64::from(width)), padded(i64::from(height)));
+        let per_frame = whole_frame_bytes(self.model.info().config.base_channels, w, h, 1, self.model.kind());
+        match crate::device::cuda::memory(index) {
+            Some((free, _)) => ((0.5 * free as f64 / per_frame) as usize).clamp(1, MAX_AUTOMATIC_BATCH),
+            None => 1,
+        }
     }
 
     /// How many batches a stream should keep submitted before collecting the oldest: two on
@@ -370,6 +389,13 @@ mod tests {
         assert!(!should_tile(hd, 24.0 * gib), "1080p on this machine: whole");
         assert!(should_tile(uhd, 8.0 * gib), "4K with 8 GiB free: tiles");
         assert!(should_tile(hd, 2.0 * gib));
+    }
+
+    #[test]
+    fn the_cpu_runs_one_frame_at_a_time_unless_asked() {
+        let model = StyleModel::init(crate::model::GeneratorConfig { base_channels: 4, residual_blocks: 1 }, 0, "test");
+        let engine = Engine::new(model);
+        assert_eq!((engine.automatic_batch(1920, 1080), engine.batches_in_flight()), (1, 1));
     }
 
     #[test]
