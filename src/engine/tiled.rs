@@ -467,7 +467,9 @@ mod tests {
     #[test]
     fn one_tile_with_measured_statistics_is_the_plain_forward() {
         let vs = tch::nn::VarStore::new(Device::Cpu);
-        let g = Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1 });
+        let g = crate::model::with_global_rng(|| {
+            Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1 })
+        });
         let x = Tensor::rand([1, 3, 24, 32], (Kind::Float, Device::Cpu)) * 2 - 1;
         let plain = tch::no_grad(|| g.forward(&x)).unwrap();
         for norm in [NormStrategy::Tile, NormStrategy::Refine(1), NormStrategy::Refine(3)] {
@@ -484,7 +486,9 @@ mod tests {
         // were normalised exactly), so one pass per InstanceNorm layer reproduces the
         // whole-frame pass, given halos that cover the receptive field.
         let vs = tch::nn::VarStore::new(Device::Cpu);
-        let g = Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1 });
+        let g = crate::model::with_global_rng(|| {
+            Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1 })
+        });
         let x = Tensor::rand([1, 3, 24, 160], (Kind::Float, Device::Cpu)) * 2 - 1;
         let plain = tch::no_grad(|| g.forward(&x)).unwrap();
         let halo = super::super::tiles::receptive_radius(1);
@@ -505,7 +509,9 @@ mod tests {
         // Cores of 16 px (far below the receptive field) over a frame they do not divide,
         // two residual blocks (the skip crosses segments), and edge regions only 4 px wide.
         let vs = tch::nn::VarStore::new(Device::Cpu);
-        let g = Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 2 });
+        let g = crate::model::with_global_rng(|| {
+            Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 2 })
+        });
         let x = Tensor::rand([1, 3, 36, 52], (Kind::Float, Device::Cpu)) * 2 - 1;
         let plain = tch::no_grad(|| g.forward(&x)).unwrap();
         let settings =

@@ -64,7 +64,7 @@ mod tests {
     #[test]
     fn patch_map_shape() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let d = Discriminator::new(&vs.root(), 4);
+        let d = crate::model::with_global_rng(|| Discriminator::new(&vs.root(), 4));
         let y = d.forward(&Tensor::zeros([2, 3, 32, 24], (Kind::Float, Device::Cpu))).unwrap();
         assert_eq!(y.size(), vec![2, 1, 8, 6]);
     }

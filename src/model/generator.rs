@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn full_architecture_parameter_count() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let _g = Generator::new(&vs.root(), GeneratorConfig::default());
+        let _g = crate::model::with_global_rng(|| Generator::new(&vs.root(), GeneratorConfig::default()));
         let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
         // 11,120,195 convolution parameters (the 11.12 M of the original) + 9,472 InstanceNorm
         // scales and shifts.
@@ -354,7 +354,9 @@ mod tests {
     #[test]
     fn output_shape_and_range() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let g = Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1 });
+        let g = crate::model::with_global_rng(|| {
+            Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1 })
+        });
         let x = Tensor::rand([2, 3, 12, 20], (Kind::Float, Device::Cpu)) * 2 - 1;
         let y = tch::no_grad(|| g.forward(&x)).unwrap();
         assert_eq!(y.size(), vec![2, 3, 12, 20]);

@@ -26,6 +26,14 @@ pub fn with_seed<T>(seed: u64, build: impl FnOnce() -> T) -> T {
     build()
 }
 
+/// Runs `build`, which draws from libtorch's global generator without needing a seed (a
+/// network built only to be overwritten by loaded weights), outside any seeded
+/// initialisation: its draws would otherwise change the weights another thread is seeding.
+pub fn with_global_rng<T>(build: impl FnOnce() -> T) -> T {
+    let _guard = GLOBAL_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    build()
+}
+
 /// A generator with its weights, on a device, in a precision.
 pub struct StyleModel {
     vs: VarStore,
@@ -39,7 +47,7 @@ impl StyleModel {
     pub fn load(path: &Path, device: Device, kind: Kind) -> Result<Self, WeightsError> {
         let config = weights::read_info(path)?.config;
         let mut vs = VarStore::new(Device::Cpu);
-        let generator = Generator::new(&vs.root(), config);
+        let generator = with_global_rng(|| Generator::new(&vs.root(), config));
         let info = weights::load(&mut vs, path)?;
         vs.set_device(device);
         vs.set_kind(kind);

@@ -102,7 +102,7 @@ pub fn vgg16_from_keras_onnx(path: &Path) -> Result<Vgg, WeightsError> {
         }
         found.insert(format!("features.{index}.{part}"), (t.dims.clone(), t.values()));
     }
-    let vgg = Vgg::random(VggVariant::Vgg16, VggInput::Caffe, tch::Device::Cpu);
+    let vgg = super::with_global_rng(|| Vgg::random(VggVariant::Vgg16, VggInput::Caffe, tch::Device::Cpu));
     tch::no_grad(|| {
         for (name, var) in vgg.variables() {
             let (dims, values) =

@@ -114,7 +114,9 @@ impl Vgg {
         Self { vs, convs, variant, input, scale, shift }
     }
 
-    /// A VGG with random weights (tests and benchmarks).
+    /// A VGG with random weights (tests and benchmarks), drawn from libtorch's global
+    /// generator: call it inside [`crate::model::with_seed`] or
+    /// [`crate::model::with_global_rng`].
     pub fn random(variant: VggVariant, input: VggInput, device: Device) -> Self {
         let mut vgg = Self::build(variant, input, device);
         vgg.vs.freeze();
@@ -145,7 +147,7 @@ impl Vgg {
             Some("torchvision") | None => VggInput::Torchvision,
             Some(other) => return Err(bad(format!("japanim.vgg.input {other:?} is not caffe or torchvision"))),
         };
-        let mut vgg = Self::build(variant, input, Device::Cpu);
+        let mut vgg = super::with_global_rng(|| Self::build(variant, input, Device::Cpu));
         weights::load_into(&vgg.vs.variables(), &bytes, path, "", true, &format!("{} conv base", variant.name()))?;
         vgg.vs.set_device(device);
         vgg.vs.freeze();
@@ -238,7 +240,7 @@ mod tests {
 
     #[test]
     fn preprocessing_by_hand() {
-        let caffe = Vgg::random(VggVariant::Vgg16, VggInput::Caffe, Device::Cpu);
+        let caffe = crate::model::with_global_rng(|| Vgg::random(VggVariant::Vgg16, VggInput::Caffe, Device::Cpu));
         // RGB (255, 0, 127.5) is x = (1, -1, 0): BGR 0–255 minus mean.
         let x = Tensor::from_slice(&[1f32, -1., 0.]).view([1, 3, 1, 1]);
         let y = caffe.preprocess(&x).unwrap();
@@ -246,7 +248,7 @@ mod tests {
         for (c, w) in want.iter().enumerate() {
             assert!((y.double_value(&[0, c as i64, 0, 0]) - w).abs() < 1e-3, "caffe channel {c}");
         }
-        let tv = Vgg::random(VggVariant::Vgg16, VggInput::Torchvision, Device::Cpu);
+        let tv = crate::model::with_global_rng(|| Vgg::random(VggVariant::Vgg16, VggInput::Torchvision, Device::Cpu));
         let y = tv.preprocess(&x).unwrap();
         let want = [(1.0 - 0.485) / 0.229, (0.0 - 0.456) / 0.224, (0.5 - 0.406) / 0.225];
         for (c, w) in want.iter().enumerate() {

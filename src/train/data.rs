@@ -101,6 +101,14 @@ impl Dataset {
 
     /// The batch of `step`: random images, random crops, random flips (training only).
     pub fn batch(&self, split: Split, step: u64, config: &TrainConfig, device: Device) -> Result<Batch, TrainError> {
+        self.crops(split, step, config)?.to_batch(device)
+    }
+
+    /// The crops of `step`'s batch, on the CPU. Every random choice (images, windows, flips)
+    /// is drawn in order from the step's RNG first; the images are then read and cut in
+    /// parallel, so the result does not depend on the number of threads.
+    pub fn crops(&self, split: Split, step: u64, config: &TrainConfig) -> Result<Crops, TrainError> {
+        use rayon::prelude::*;
         let (seed, batch, crop) = (config.seed, config.batch, config.crop);
         let flips = config.flips && split == Split::Train;
         let salt = if split == Split::Train { 0 } else { 0x5EED };
@@ -108,21 +116,48 @@ impl Dataset {
         let (photos, anime) = (&self.photos[index(split)], &self.anime[index(split)]);
         let (photos, anime) =
             if photos.is_empty() || anime.is_empty() { (&self.photos[0], &self.anime[0]) } else { (photos, anime) };
-        let (mut p, mut a, mut s) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..batch {
-            let photo = load(&photos[rng.gen_range(0..photos.len())])?;
-            let (crop_x, crop_y, flip) = placement(&mut rng, flips);
-            p.push(cut(&photo, crop, crop_x, crop_y, flip));
-            let (anime_path, smooth_path) = &anime[rng.gen_range(0..anime.len())];
-            let (anime_img, smooth_img) = (load(anime_path)?, load(smooth_path)?);
-            let (crop_x, crop_y, flip) = placement(&mut rng, flips);
-            a.push(cut(&anime_img, crop, crop_x, crop_y, flip));
-            s.push(cut(&smooth_img, crop, crop_x, crop_y, flip));
+        let draws: Vec<_> = (0..batch)
+            .map(|_| {
+                let photo = (&photos[rng.gen_range(0..photos.len())], placement(&mut rng, flips));
+                let anime = (&anime[rng.gen_range(0..anime.len())], placement(&mut rng, flips));
+                (photo, anime)
+            })
+            .collect();
+        let samples = draws
+            .par_iter()
+            .map(|&((photo_path, (px, py, pflip)), ((anime_path, smooth_path), (ax, ay, aflip)))| {
+                let photo = cut(&load(photo_path)?, crop, px, py, pflip);
+                let anime = cut(&load(anime_path)?, crop, ax, ay, aflip);
+                let smooth = cut(&load(smooth_path)?, crop, ax, ay, aflip);
+                Ok((photo, anime, smooth))
+            })
+            .collect::<Result<Vec<_>, TrainError>>()?;
+        let mut crops = Crops { crop, photo: Vec::new(), anime: Vec::new(), smooth: Vec::new() };
+        for (photo, anime, smooth) in samples {
+            crops.photo.push(photo);
+            crops.anime.push(anime);
+            crops.smooth.push(smooth);
         }
+        Ok(crops)
+    }
+}
+
+/// One batch's crops on the CPU (HWC u8, `crop`² each), before they become tensors: what a
+/// loader thread prepares while the device runs the previous step.
+pub struct Crops {
+    crop: u32,
+    photo: Vec<Vec<u8>>,
+    anime: Vec<Vec<u8>>,
+    smooth: Vec<Vec<u8>>,
+}
+
+impl Crops {
+    /// The batch on `device`.
+    pub fn to_batch(&self, device: Device) -> Result<Batch, TrainError> {
         Ok(Batch {
-            photo: to_tensor(&p, crop, device)?,
-            anime: to_tensor(&a, crop, device)?,
-            smooth: to_tensor(&s, crop, device)?,
+            photo: to_tensor(&self.photo, self.crop, device)?,
+            anime: to_tensor(&self.anime, self.crop, device)?,
+            smooth: to_tensor(&self.smooth, self.crop, device)?,
         })
     }
 }

@@ -336,45 +336,63 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
     );
     let began = Instant::now();
     let mut last = StepMetrics::default();
-    for s in start + 1..=end {
-        let t0 = Instant::now();
-        let batch = dataset.batch(Split::Train, s, &config, device)?;
-        let mut m = step(&mut nets, &vgg, &batch, &config, s <= pretrain_steps, compute)?;
-        m.step = s;
-        m.epoch = (s - 1) / per_epoch + 1;
-        m.seconds = t0.elapsed().as_secs_f64();
-        if !m.g_total.is_finite() || !m.d_loss.is_finite() {
-            return Err(TrainError::Run(format!("losses became non-finite at step {s}: {}", m.row())));
+    let (dataset, loader_config) = (&dataset, &config);
+    std::thread::scope(|scope| -> Result<(), TrainError> {
+        // The next batches' images are read and cut on another thread while this step runs.
+        // `batches` is dropped when this closure returns, so a loader blocked on a full queue
+        // stops before the scope joins it, also after an error.
+        let (to_trainer, batches) = crossbeam_channel::bounded(PREFETCH_BATCHES);
+        scope.spawn(move || {
+            for s in start + 1..=end {
+                let crops = dataset.crops(Split::Train, s, loader_config);
+                let failed = crops.is_err();
+                if to_trainer.send(crops).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        for s in start + 1..=end {
+            let t0 = Instant::now();
+            let crops = batches.recv().map_err(|_| TrainError::Run("the data loader stopped".into()))??;
+            let batch = crops.to_batch(device)?;
+            let mut m = step(&mut nets, &vgg, &batch, &config, s <= pretrain_steps, compute)?;
+            m.step = s;
+            m.epoch = (s - 1) / per_epoch + 1;
+            m.seconds = t0.elapsed().as_secs_f64();
+            if !m.g_total.is_finite() || !m.d_loss.is_finite() {
+                return Err(TrainError::Run(format!("losses became non-finite at step {s}: {}", m.row())));
+            }
+            step_log.append(&m.row())?;
+            board.scalars(s, &m.scalars())?;
+            last = m;
+            if s % checkpoint_every == 0 || s == end {
+                last_checkpoint = nets.checkpoint(&options.run, s, config.keep_checkpoints)?;
+            }
+            if s % per_epoch == 0 {
+                let (content, style, adv) = validate(&nets, &vgg, dataset, &config, device, compute)?;
+                val_log.append(&format!("{},{s},{content:.6},{style:.6},{adv:.6}", m.epoch))?;
+                board.scalars(s, &[("val/content", content), ("val/style", style), ("val/g_adv", adv)])?;
+                sample_grid(
+                    &nets,
+                    dataset,
+                    &config,
+                    device,
+                    compute,
+                    &options.run.join("samples").join(format!("epoch-{:04}.png", m.epoch)),
+                )?;
+                metrics::plot(&options.run)?;
+                tracing::info!(
+                    "epoch {} (step {s}): content {:.4}, style {:.6}, val content {content:.4}, val style {style:.6}",
+                    m.epoch,
+                    m.content,
+                    m.style
+                );
+            }
+            bar.set_message(format!("{s}/{total}"));
+            bar.inc(1);
         }
-        step_log.append(&m.row())?;
-        board.scalars(s, &m.scalars())?;
-        last = m;
-        if s % checkpoint_every == 0 || s == end {
-            last_checkpoint = nets.checkpoint(&options.run, s, config.keep_checkpoints)?;
-        }
-        if s % per_epoch == 0 {
-            let (content, style, adv) = validate(&nets, &vgg, &dataset, &config, device, compute)?;
-            val_log.append(&format!("{},{s},{content:.6},{style:.6},{adv:.6}", m.epoch))?;
-            board.scalars(s, &[("val/content", content), ("val/style", style), ("val/g_adv", adv)])?;
-            sample_grid(
-                &nets,
-                &dataset,
-                &config,
-                device,
-                compute,
-                &options.run.join("samples").join(format!("epoch-{:04}.png", m.epoch)),
-            )?;
-            metrics::plot(&options.run)?;
-            tracing::info!(
-                "epoch {} (step {s}): content {:.4}, style {:.6}, val content {content:.4}, val style {style:.6}",
-                m.epoch,
-                m.content,
-                m.style
-            );
-        }
-        bar.set_message(format!("{s}/{total}"));
-        bar.inc(1);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     if end > start {
         metrics::plot(&options.run)?;
@@ -389,12 +407,17 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
     })
 }
 
+/// Batches the loader thread prepares ahead of the training loop.
+const PREFETCH_BATCHES: usize = 2;
+
 /// Seconds per adversarial training step on random data (after one warm-up step), for
 /// benchmarks: the same networks, losses and optimiser updates as `train`, no data loading.
 pub fn benchmark_steps(config: &TrainConfig, steps: usize, device: Device, compute: Kind) -> Result<f64, TrainError> {
     config.validate()?;
     let mut nets = Nets::new(config, device);
-    let vgg = Vgg::random(crate::model::vgg::VggVariant::Vgg16, crate::model::vgg::VggInput::Caffe, device);
+    let vgg = crate::model::with_global_rng(|| {
+        Vgg::random(crate::model::vgg::VggVariant::Vgg16, crate::model::vgg::VggInput::Caffe, device)
+    });
     let c = i64::from(config.crop);
     let random = || {
         Tensor::f_rand([config.batch as i64, 3, c, c], (Kind::Float, device))
