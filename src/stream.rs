@@ -109,9 +109,16 @@ pub fn run(
         let log = options.progress && !std::io::stderr().is_terminal();
         let sink_thread = scope.spawn(move || sink_stage(sink.as_mut(), from_engine, &sink_pool, &sink_bar, log));
 
-        let mut engine_busy = Duration::ZERO;
-        let engine_result =
-            tch::no_grad(|| engine_stage(engine, from_source, &to_sink, &pool, batch, in_flight, &mut engine_busy));
+        let mut stage = EngineStage {
+            engine,
+            to_sink: &to_sink,
+            pool: &pool,
+            submitted: VecDeque::with_capacity(in_flight + 1),
+            outputs: Vec::with_capacity(batch),
+            busy: Duration::ZERO,
+        };
+        let engine_result = tch::no_grad(|| stage.run(from_source, batch, in_flight - 1));
+        let engine_busy = stage.busy;
         if engine_result.is_ok() {
             let _ = to_sink.send(ToSink::End);
         }
@@ -126,28 +133,6 @@ pub fn run(
         engine_result?;
         Ok(StreamStats { frames, elapsed: start.elapsed(), source_busy, engine_busy, sink_busy })
     })
-}
-
-fn engine_stage(
-    engine: &mut Engine,
-    from_source: Receiver<Result<Item, crate::Error>>,
-    to_sink: &Sender<ToSink>,
-    pool: &FramePool,
-    batch: usize,
-    in_flight: usize,
-    busy: &mut Duration,
-) -> Result<(), crate::Error> {
-    let mut stage = EngineStage {
-        engine,
-        to_sink,
-        pool,
-        submitted: VecDeque::with_capacity(in_flight + 1),
-        outputs: Vec::with_capacity(batch),
-        busy: Duration::ZERO,
-    };
-    let result = stage.run(from_source, batch, in_flight.max(1) - 1);
-    *busy = stage.busy;
-    result
 }
 
 /// The engine's side of a stream: batches frames, keeps up to a number of batches on the
