@@ -24,6 +24,8 @@ run() {
   timeout 150 "$J" --quiet "$@" 2>&1 | tee -a "$FIGURES"
 }
 { "$J" doctor; nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv; } 2>&1 | tee "$FIGURES"
+# Libraries the binary cannot find (none expected: libtorch comes from the Python torch).
+ldd "$J" | grep "not found" | tee -a "$FIGURES"
 
 # Correctness first: the shipped model over 16 distinct frames through the whole CUDA stream
 # (two batches in flight, asynchronous copies) against the CPU's f32 output, per frame.

@@ -240,8 +240,15 @@ impl Engine {
             .f_permute([0, 2, 3, 1])?
             .f_contiguous()?;
         // On CUDA a non-blocking copy lands in pinned memory while the device goes on; the
-        // event marks when it (and the upload before it) is done.
-        let output = y.f_to_device_(Device::Cpu, Kind::Uint8, device.is_cuda(), false)?;
+        // event marks when it (and the upload before it) is done. Where page-locked memory
+        // cannot be had, the copy waits instead.
+        let output = match y.f_to_device_(Device::Cpu, Kind::Uint8, device.is_cuda(), false) {
+            Err(e) if device.is_cuda() => {
+                tracing::debug!("asynchronous download failed ({e}); copying synchronously");
+                y.f_to_device_(Device::Cpu, Kind::Uint8, false, false)?
+            }
+            result => result?,
+        };
         let done = match device {
             Device::Cuda(index) => match crate::device::cuda::Event::record(index) {
                 Some(event) => Done::Event(std::sync::Arc::new(event)),
@@ -360,17 +367,19 @@ impl UploadRing {
 /// A u8 CPU tensor to upload from: page-locked for a CUDA device. It is made as the
 /// destination of a non-blocking copy from the device, which libtorch allocates in pinned
 /// memory (`pin_memory` would too, but only with a device argument that libtorch deprecates
-/// and warns about).
+/// and warns about). Where page-locked memory cannot be had (some sandboxes limit it), an
+/// ordinary buffer: uploads are then synchronous, results the same.
 fn staging_tensor(device: Device, shape: [i64; 4]) -> Result<Tensor, TchError> {
-    match device {
-        Device::Cuda(index) => {
-            let pinned =
-                Tensor::f_empty(shape, (Kind::Uint8, device))?.f_to_device_(Device::Cpu, Kind::Uint8, true, false)?;
-            tch::Cuda::synchronize(index as i64);
-            Ok(pinned)
+    if let Device::Cuda(index) = device {
+        let pinned = Tensor::f_empty(shape, (Kind::Uint8, device))
+            .and_then(|t| t.f_to_device_(Device::Cpu, Kind::Uint8, true, false));
+        tch::Cuda::synchronize(index as i64);
+        match pinned {
+            Ok(pinned) => return Ok(pinned),
+            Err(e) => tracing::warn!("no page-locked memory for uploads ({e}); copying synchronously"),
         }
-        _ => Tensor::f_empty(shape, (Kind::Uint8, Device::Cpu)),
     }
+    Tensor::f_empty(shape, (Kind::Uint8, Device::Cpu))
 }
 
 #[cfg(test)]
