@@ -56,6 +56,7 @@ run bench --device cuda --precision bf16 --size 1920x1080 --batch 4 --frames 48 
 # Tiled, exact (segment by segment) and memory-bounded, at 1080p and 4K.
 run bench --device cuda --precision bf16 --size 1920x1080 --tile 1024 --frames 8
 run bench --device cuda --precision bf16 --size 3840x2160 --tile 1024 --frames 4
+run bench --device cuda --precision bf16 --size 3840x2160 --tile 1024 --tile-batch 1 --frames 4
 run bench --device cuda --precision bf16 --size 3840x2160 --tile 1024 --tile-norm downscaled:1 --frames 4
 kill $DMON 2>/dev/null
 

@@ -416,7 +416,7 @@ fn tile_request(
         max_tile,
         halo: flags.halo.or(section.halo),
         feather: flags.feather.or(section.feather).unwrap_or(8),
-        batch: flags.tile_batch.or(section.tile_batch).unwrap_or(4),
+        batch: flags.tile_batch.or(section.tile_batch),
         norm,
     }))
 }
@@ -621,7 +621,7 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
             .collect::<Result<_>>()?
     };
     let tiles = tile_request(&args.tiles, &japanim::config::StylizeSection::default())?
-        .map(|t| t.settings(config.residual_blocks));
+        .map(|t| t.settings(config.residual_blocks, device));
     let make_engine = || -> Result<Engine> {
         Ok(match tiles {
             Some(t) => Engine::with_tiles(load()?, t),

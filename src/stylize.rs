@@ -62,15 +62,16 @@ pub struct TileRequest {
     pub halo: Option<u32>,
     /// Blend width.
     pub feather: u32,
-    /// Tiles per generator call.
-    pub batch: usize,
+    /// Tiles per generator call; `None`: 1 on the CPU (larger batches are slower there and
+    /// take more memory), 4 on a GPU.
+    pub batch: Option<usize>,
     /// Normalisation strategy.
     pub norm: NormStrategy,
 }
 
 impl TileRequest {
-    /// The engine settings for a model with `residual_blocks`.
-    pub fn settings(&self, residual_blocks: i64) -> TileSettings {
+    /// The engine settings for a model with `residual_blocks` on `device`.
+    pub fn settings(&self, residual_blocks: i64, device: tch::Device) -> TileSettings {
         // The exact strategy needs only one segment's receptive field around each tile.
         let halo = match self.norm {
             NormStrategy::Exact => crate::engine::tiled::EXACT_HALO as u32,
@@ -80,7 +81,7 @@ impl TileRequest {
             max_tile: self.max_tile,
             halo,
             feather: self.feather.min(halo),
-            batch: self.batch.max(1),
+            batch: self.batch.unwrap_or(if device.is_cuda() { 4 } else { 1 }).max(1),
             norm: self.norm,
         }
     }
@@ -157,16 +158,17 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
         );
     }
     let Some(request) = &job.tiles else { return Ok(Engine::new(model).with_automatic_tiles()) };
-    let settings = request.settings(info.config.residual_blocks);
+    let settings = request.settings(info.config.residual_blocks, device);
     let side = align4(settings.max_tile.max(8));
     TilePlan::new(side, side, settings.max_tile, settings.halo)
         .map_err(|e| invalid(format!("--tile {}: {e}", settings.max_tile)))?;
     tracing::info!(
-        "tiles of at most {} px, halo {}, feather {}, {:?} normalisation",
+        "tiles of at most {} px, halo {}, feather {}, {:?} normalisation, {} per call",
         settings.max_tile,
         settings.halo,
         settings.feather,
-        settings.norm
+        settings.norm,
+        settings.batch
     );
     Ok(Engine::with_tiles(model, settings))
 }

@@ -441,7 +441,8 @@ pub struct TileOptions {
     /// temporal (the previous frame's), or tile (each tile its own).
     #[arg(long)]
     pub tile_norm: Option<japanim::engine::tiled::NormStrategy>,
-    /// Tiles per generator call.
+    /// Tiles of one shape per generator call [default: 1 on the CPU, where larger batches are
+    /// slower and take more memory; 4 on a GPU].
     #[arg(long)]
     pub tile_batch: Option<usize>,
 }

@@ -202,10 +202,44 @@ pub fn exact_core(max_tile: u32) -> i64 {
     (i64::from(max_tile) - 2 * EXACT_HALO).max(4) / 4 * 4
 }
 
+/// One tile of the exact strategy: its core and the region (core plus halo, clipped to the
+/// frame) it is computed from, in input pixels: (x0, y0, x1, y1) each.
+#[derive(Debug, Clone, Copy)]
+struct ExactTile {
+    core: [i64; 4],
+    region: [i64; 4],
+}
+
+/// The exact strategy's tiles of a `width`×`height` frame with `core`-px cores, grouped by
+/// region shape (interior, edge and corner tiles differ) so each group runs as a batch.
+fn exact_tiles(width: i64, height: i64, core: i64) -> Vec<Vec<ExactTile>> {
+    let mut groups: Vec<((i64, i64), Vec<ExactTile>)> = Vec::new();
+    for y0 in (0..height).step_by(core as usize) {
+        for x0 in (0..width).step_by(core as usize) {
+            let (x1, y1) = ((x0 + core).min(width), (y0 + core).min(height));
+            let region = [
+                (x0 - EXACT_HALO).max(0),
+                (y0 - EXACT_HALO).max(0),
+                (x1 + EXACT_HALO).min(width),
+                (y1 + EXACT_HALO).min(height),
+            ];
+            let shape = (region[2] - region[0], region[3] - region[1]);
+            let tile = ExactTile { core: [x0, y0, x1, y1], region };
+            match groups.iter_mut().find(|(s, _)| *s == shape) {
+                Some((_, tiles)) => tiles.push(tile),
+                None => groups.push((shape, vec![tile])),
+            }
+        }
+    }
+    groups.into_iter().map(|(_, tiles)| tiles).collect()
+}
+
 /// One frame (1×3×H×W, sides multiples of 4) segment by segment over tiles whose cores are
-/// `core` px (a multiple of 4) with [`EXACT_HALO`] around them.
-fn run_exact(generator: &Generator, frame: &Tensor, core: i64) -> Result<Tensor, TchError> {
+/// `core` px (a multiple of 4) with [`EXACT_HALO`] around them, up to `batch` tiles of one
+/// shape per call.
+fn run_exact(generator: &Generator, frame: &Tensor, core: i64, batch: usize) -> Result<Tensor, TchError> {
     let (_, _, height, width) = frame.size4()?;
+    let groups = exact_tiles(width, height, core);
     let mut state = Segment { input: frame.shallow_clone(), skip: None };
     for k in 0..generator.segments() {
         // Segment 0 normalises nothing; every later one its input, with the frame's statistics.
@@ -217,37 +251,47 @@ fn run_exact(generator: &Generator, frame: &Tensor, core: i64) -> Result<Tensor,
         let mut hook = FrameStatistics { mean, var };
         let scale_in = width / state.input.size4()?.3;
         let mut next: Option<Segment> = None;
-        let mut scale_out;
-        for y0 in (0..height).step_by(core as usize) {
-            for x0 in (0..width).step_by(core as usize) {
-                let (x1, y1) = ((x0 + core).min(width), (y0 + core).min(height));
-                let (rx0, ry0) = ((x0 - EXACT_HALO).max(0), (y0 - EXACT_HALO).max(0));
-                let (rx1, ry1) = ((x1 + EXACT_HALO).min(width), (y1 + EXACT_HALO).min(height));
-                let crop = |t: &Tensor, scale: i64| -> Result<Tensor, TchError> {
-                    t.f_narrow(2, ry0 / scale, (ry1 - ry0) / scale)?.f_narrow(3, rx0 / scale, (rx1 - rx0) / scale)
+        for tiles in groups.iter().flat_map(|g| g.chunks(batch.max(1))) {
+            let crop = |t: &Tensor, [rx0, ry0, rx1, ry1]: [i64; 4]| -> Result<Tensor, TchError> {
+                t.f_narrow(2, ry0 / scale_in, (ry1 - ry0) / scale_in)?.f_narrow(
+                    3,
+                    rx0 / scale_in,
+                    (rx1 - rx0) / scale_in,
+                )
+            };
+            let stack = |t: &Tensor| -> Result<Tensor, TchError> {
+                let parts = tiles.iter().map(|tile| crop(t, tile.region)).collect::<Result<Vec<_>, _>>()?;
+                if parts.len() == 1 {
+                    Ok(parts.into_iter().next().expect("one part"))
+                } else {
+                    Tensor::f_cat(&parts, 0)
+                }
+            };
+            let regions = Segment { input: stack(&state.input)?, skip: state.skip.as_ref().map(stack).transpose()? };
+            let out = generator.segment(k, &regions, &mut hook)?;
+            let (_, channels, _, out_width) = out.input.size4()?;
+            let [rx0, _, rx1, _] = tiles[0].region;
+            let scale_out = (rx1 - rx0) / out_width;
+            let target = next.get_or_insert_with(|| {
+                let whole = |c: i64, like: &Tensor| {
+                    Tensor::zeros([1, c, height / scale_out, width / scale_out], (like.kind(), like.device()))
                 };
-                let region = Segment {
-                    input: crop(&state.input, scale_in)?,
-                    skip: state.skip.as_ref().map(|s| crop(s, scale_in)).transpose()?,
-                };
-                let out = generator.segment(k, &region, &mut hook)?;
-                let (_, channels, _, out_width) = out.input.size4()?;
-                scale_out = (rx1 - rx0) / out_width;
-                let target = next.get_or_insert_with(|| {
-                    let whole = |c: i64, like: &Tensor| {
-                        Tensor::zeros([1, c, height / scale_out, width / scale_out], (like.kind(), like.device()))
-                    };
-                    Segment {
-                        input: whole(channels, &out.input),
-                        skip: out.skip.as_ref().map(|s| whole(s.size4().map_or(0, |d| d.1), s)),
-                    }
-                });
-                // The core of this tile's result, at the output's resolution.
+                Segment {
+                    input: whole(channels, &out.input),
+                    skip: out.skip.as_ref().map(|s| whole(s.size4().map_or(0, |d| d.1), s)),
+                }
+            });
+            // Each tile's core of the result, at the output's resolution, into the whole frame.
+            for (i, tile) in tiles.iter().enumerate() {
+                let ([x0, y0, x1, y1], [rx0, ry0, _, _]) = (tile.core, tile.region);
                 let place = |whole: &Tensor, part: &Tensor| -> Result<(), TchError> {
                     let (cy, cx, ch, cw) =
                         (y0 / scale_out, x0 / scale_out, (y1 - y0) / scale_out, (x1 - x0) / scale_out);
-                    let core_part =
-                        part.f_narrow(2, cy - ry0 / scale_out, ch)?.f_narrow(3, cx - rx0 / scale_out, cw)?;
+                    let core_part = part.f_narrow(0, i as i64, 1)?.f_narrow(2, cy - ry0 / scale_out, ch)?.f_narrow(
+                        3,
+                        cx - rx0 / scale_out,
+                        cw,
+                    )?;
                     whole.f_narrow(2, cy, ch)?.f_narrow(3, cx, cw)?.f_copy_(&core_part)
                 };
                 place(&target.input, &out.input)?;
@@ -398,7 +442,8 @@ impl TiledRunner {
     pub fn run(&mut self, generator: &Generator, frames: &[Tensor]) -> Result<Vec<Tensor>, TchError> {
         if self.settings.norm == NormStrategy::Exact {
             let core = exact_core(self.settings.max_tile);
-            return frames.iter().map(|frame| run_exact(generator, frame, core)).collect();
+            let batch = self.settings.batch;
+            return frames.iter().map(|frame| run_exact(generator, frame, core, batch)).collect();
         }
         let mut outputs = frames.iter().map(|f| f.f_zeros_like()).collect::<Result<Vec<_>, _>>()?;
         let (_, _, h, w) = frames[0].size4()?;
@@ -512,14 +557,21 @@ mod tests {
         let g = crate::model::with_global_rng(|| {
             Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 2 })
         });
-        let x = Tensor::rand([1, 3, 36, 52], (Kind::Float, Device::Cpu)) * 2 - 1;
+        let x = Tensor::rand([1, 3, 36, 84], (Kind::Float, Device::Cpu)) * 2 - 1;
         let plain = tch::no_grad(|| g.forward(&x)).unwrap();
         let settings =
             TileSettings { max_tile: 32, halo: EXACT_HALO as u32, feather: 0, batch: 1, norm: NormStrategy::Exact };
-        let y = tch::no_grad(|| TiledRunner::new(settings).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
-        assert_eq!(y.size(), plain.size());
-        let diff = (&y - &plain).abs().max().double_value(&[]);
-        assert!(diff < 1e-5, "largest difference {diff}");
+        // Regions are 24, 32, 32, 32, 28 and 12 px wide and 24, 28 and 12 px high: in each
+        // row the three interior tiles share a shape and run as one batch (or 2 + 1).
+        let groups = exact_tiles(84, 36, exact_core(32));
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [1, 3, 1, 1, 1, 3, 1, 1, 1, 3, 1, 1]);
+        for batch in [1, 2, 3] {
+            let settings = TileSettings { batch, ..settings };
+            let y = tch::no_grad(|| TiledRunner::new(settings).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
+            assert_eq!(y.size(), plain.size());
+            let diff = (&y - &plain).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "batch {batch}: largest difference {diff}");
+        }
         let naive = TileSettings { norm: NormStrategy::Tile, halo: 8, ..settings };
         let z = tch::no_grad(|| TiledRunner::new(naive).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
         assert!((&z - &plain).abs().max().double_value(&[]) > 1e-2, "per-tile statistics differ, for contrast");
