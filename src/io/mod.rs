@@ -5,4 +5,6 @@ pub mod colour;
 pub mod image;
 pub mod raw;
 #[cfg(feature = "video")]
+pub mod scale;
+#[cfg(feature = "video")]
 pub mod video;

@@ -4,9 +4,10 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use ffmpeg::{codec, color, decoder, encoder, format, frame, media, software::scaling, Packet, Rational};
+use ffmpeg::{codec, color, decoder, encoder, format, frame, media, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
+use super::scale::Converter;
 use crate::config::EncoderSettings;
 use crate::frame::{check_frame_size, Frame, FramePool, FrameSink, FrameSource, Item, Passthrough};
 
@@ -177,13 +178,9 @@ pub struct RgbConverter {
     width: u32,
     height: u32,
     colour: ColourDescription,
-    scaler: Option<scaling::Context>,
+    scaler: Option<Converter>,
     rgb: frame::Video,
 }
-
-// SAFETY: the scaling context is only ever used by the thread that owns the converter; it
-// holds no thread-affine state (FFmpeg's swscale contexts may move between threads).
-unsafe impl Send for RgbConverter {}
 
 impl RgbConverter {
     /// Converts one picture (which must have the stream's size) into a frame from `pool`.
@@ -198,16 +195,11 @@ impl RgbConverter {
         }
         let err = |source| VideoError::Ffmpeg { path: self.path.clone(), step: "converting a frame to RGB", source };
         if self.scaler.is_none() {
-            let flags = scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT;
-            let mut scaler =
-                scaling::Context::get(picture.format(), w, h, format::Pixel::RGB24, w, h, flags).map_err(err)?;
-            let full = i32::from(self.colour.range == color::Range::JPEG);
-            // SAFETY: the context is valid; the coefficient tables are static in libswscale.
-            unsafe {
-                let table = ffmpeg::ffi::sws_getCoefficients(self.colour.sws_coefficients());
-                ffmpeg::ffi::sws_setColorspaceDetails(scaler.as_mut_ptr(), table, full, table, 1, 0, 1 << 16, 1 << 16);
-            }
-            self.scaler = Some(scaler);
+            let full = self.colour.range == color::Range::JPEG;
+            let coefficients = self.colour.sws_coefficients();
+            self.scaler = Some(
+                Converter::new(picture.format(), format::Pixel::RGB24, w, h, coefficients, full, true).map_err(err)?,
+            );
         }
         let scaler = self.scaler.as_mut().expect("created above");
         scaler.run(picture, &mut self.rgb).map_err(err)?;
@@ -440,7 +432,7 @@ pub struct VideoSink {
     path: PathBuf,
     output: format::context::Output,
     encoder: encoder::Video,
-    scaler: Option<scaling::Context>,
+    scaler: Option<Converter>,
     rgb: frame::Video,
     yuv: frame::Video,
     pixel: format::Pixel,
@@ -577,16 +569,11 @@ impl FrameSink for VideoSink {
     fn write_frame(&mut self, frame: &Frame) -> Result<(), crate::Error> {
         let (w, h) = (frame.width, frame.height);
         if self.scaler.is_none() {
-            let flags = scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT;
-            let mut scaler = scaling::Context::get(format::Pixel::RGB24, w, h, self.pixel, w, h, flags)
-                .map_err(|e| self.err("preparing RGB to YUV conversion", e))?;
-            let full = i32::from(self.colour.range == color::Range::JPEG);
-            // SAFETY: valid context; static coefficient tables.
-            unsafe {
-                let table = ffmpeg::ffi::sws_getCoefficients(self.colour.sws_coefficients());
-                ffmpeg::ffi::sws_setColorspaceDetails(scaler.as_mut_ptr(), table, 1, table, full, 0, 1 << 16, 1 << 16);
-            }
-            self.scaler = Some(scaler);
+            let full = self.colour.range == color::Range::JPEG;
+            let converter =
+                Converter::new(format::Pixel::RGB24, self.pixel, w, h, self.colour.sws_coefficients(), true, full)
+                    .map_err(|e| self.err("preparing RGB to YUV conversion", e))?;
+            self.scaler = Some(converter);
         }
         let row = w as usize * 3;
         let stride = self.rgb.stride(0);
