@@ -127,6 +127,22 @@ mod tests {
         picture
     }
 
+    /// Each plane's pixels, row by row, without the padding at the ends of rows (which
+    /// libswscale leaves as the allocator gave it).
+    fn visible(picture: &frame::Video) -> Vec<Vec<u8>> {
+        let bytes_per_pixel = if picture.format() == Pixel::RGB24 { 3 } else { 1 };
+        (0..picture.planes())
+            .map(|p| {
+                let (stride, row) = (picture.stride(p), picture.plane_width(p) as usize * bytes_per_pixel);
+                let data = picture.data(p);
+                (0..picture.plane_height(p) as usize)
+                    .flat_map(|y| &data[y * stride..y * stride + row])
+                    .copied()
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn threaded_conversion_gives_the_same_bytes_and_known_colours() {
         let (w, h) = (96, 64);
@@ -138,7 +154,7 @@ mod tests {
                 .unwrap()
                 .run(source, &mut target)
                 .unwrap();
-            (0..target.planes()).map(|p| target.data(p).to_vec()).collect::<Vec<_>>()
+            visible(&target)
         };
         assert_eq!(convert(Pixel::YUV420P, Pixel::RGB24, &yuv, 1), convert(Pixel::YUV420P, Pixel::RGB24, &yuv, 4));
         assert_eq!(convert(Pixel::RGB24, Pixel::YUV420P, &rgb, 1), convert(Pixel::RGB24, Pixel::YUV420P, &rgb, 4));
@@ -147,8 +163,7 @@ mod tests {
         for (luma, expected) in [(235, 255), (16, 0)] {
             let flat = picture(Pixel::YUV420P, w, h, |plane, _| if plane == 0 { luma } else { 128 });
             let out = convert(Pixel::YUV420P, Pixel::RGB24, &flat, 2);
-            let stride = w as usize * 3;
-            assert!(out[0].chunks(out[0].len() / h as usize).all(|row| row[..stride].iter().all(|&v| v == expected)));
+            assert!(out[0].iter().all(|&v| v == expected), "Y' {luma}");
         }
     }
 }
