@@ -142,6 +142,9 @@ fn stream_batch(job: &StylizeJob, engine: &Engine, width: u32, height: u32) -> u
 
 fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
     let (device, kind) = device::resolve(job.device, job.precision)?;
+    if job.precision == PrecisionChoice::Auto && device == tch::Device::Cpu && device::cpu_has_bf16() {
+        tracing::info!("this CPU has bf16 instructions: --precision bf16 is about 1.7x faster (53 dB from f32)");
+    }
     let model = StyleModel::load(&job.model, device, kind)?;
     let info = model.info();
     tracing::info!(
