@@ -257,6 +257,13 @@ fn destination(job: &StylizeJob) -> Result<Destination, Error> {
             job.output.display()
         )));
     }
+    #[cfg(feature = "video")]
+    if !crate::io::video::has_container_for(&job.output) {
+        return Err(invalid(format!(
+            "{}: FFmpeg has no container for this file extension: use e.g. .mp4, .mkv or .mov",
+            job.output.display()
+        )));
+    }
     Ok(Destination::File(PendingFile::new(&job.output, job.overwrite)?))
 }
 

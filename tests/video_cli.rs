@@ -1,5 +1,6 @@
 //! Video files end to end: frame count, rate, timestamps, duration and audio survive;
-//! damaged files fail cleanly. Test media are made with FFmpeg's own tools.
+//! damaged files and unknown output extensions fail cleanly. Test media are made with
+//! FFmpeg's own tools.
 #![cfg(feature = "video")]
 
 mod common;
@@ -188,6 +189,9 @@ fn damaged_video_files_fail_cleanly_leaving_no_output() {
         assert_one_line_error(&out, needle);
         assert!(!output.exists());
     }
+    // An output name no container answers to is refused by that name, before any work.
+    let out = stylize(&good, &dir.path().join("out.xyz"), &model);
+    assert_one_line_error(&out, "out.xyz: FFmpeg has no container for this file extension");
     assert_eq!(listing(dir.path()), ["good.mp4", "random.mp4", "tiny.safetensors", "truncated.mp4"]);
 }
 

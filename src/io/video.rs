@@ -130,6 +130,18 @@ pub struct VideoFormat {
     pub frames: Option<u64>,
 }
 
+/// Whether FFmpeg has a container for a file named like `path` (by its extension: `.mp4`,
+/// `.mkv`, …), so a bad name is refused before any work rather than when the output opens.
+pub fn has_container_for(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    init();
+    let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: `name` is a valid C string that outlives the call; av_guess_format only reads
+    // it and returns a pointer to a static muxer description, or null.
+    let muxer = unsafe { ffmpeg::ffi::av_guess_format(std::ptr::null(), name.as_ptr(), std::ptr::null()) };
+    !muxer.is_null()
+}
+
 /// Initialises FFmpeg once and quietens its logging.
 pub fn init() {
     static INIT: std::sync::Once = std::sync::Once::new();
