@@ -277,7 +277,7 @@ fn shipped_vgg16_is_the_imagenet_conv_base() {
 }
 
 #[test]
-fn bad_datasets_are_named() {
+fn bad_datasets_and_missing_vgg_are_named_leaving_no_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     dataset(&data);
@@ -288,9 +288,28 @@ fn bad_datasets_are_named() {
         .unwrap()
         .to_string();
     assert!(err.contains("train1.png has no smoothed copy"), "{err}");
-    let err = train::train(&options(&dir.path().join("nope"), &dir.path().join("run2"), Some(config), false, None))
+    let err =
+        train::train(&options(&dir.path().join("nope"), &dir.path().join("run2"), Some(config.clone()), false, None))
+            .err()
+            .unwrap()
+            .to_string();
+    assert!(err.contains("no such folder"), "{err}");
+    let missing_vgg = TrainConfig { vgg: Some(dir.path().join("no-vgg.safetensors")), ..config };
+    let good_data = dir.path().join("good-data");
+    dataset(&good_data);
+    let err = train::train(&options(&good_data, &dir.path().join("run3"), Some(missing_vgg), false, None))
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("no such folder"), "{err}");
+    assert!(err.contains("no-vgg.safetensors"), "{err}");
+    let not_a_run = dir.path().join("run3");
+    let err = train::export(&not_a_run, &dir.path().join("g.safetensors"), japanim::model::StoredPrecision::F32, false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.ends_with("run3 is not a training run: it has no config.toml"), "{err}");
+    // A run that cannot start leaves no folder behind to be mistaken for one.
+    for run in ["run", "run2", "run3"] {
+        assert!(!dir.path().join(run).exists(), "{run}");
+    }
 }

@@ -60,8 +60,9 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io { path: path.into(), source }
 }
 
-/// Resolves the run's configuration: a new run writes it, a resumed one reads it.
-fn prepare_run(options: &TrainOptions) -> Result<TrainConfig, TrainError> {
+/// Resolves the run's configuration: a resumed run's own, or the given one for a new run.
+/// Writes nothing: [`create_run`] does, once everything the run needs has been found.
+fn run_config(options: &TrainOptions) -> Result<TrainConfig, TrainError> {
     let config_path = options.run.join(CONFIG_FILE);
     if options.resume {
         if !config_path.is_file() {
@@ -87,9 +88,14 @@ fn prepare_run(options: &TrainOptions) -> Result<TrainConfig, TrainError> {
     }
     let config = options.config.clone().unwrap_or_default();
     config.validate()?;
-    std::fs::create_dir_all(options.run.join("samples")).map_err(io(&options.run))?;
-    std::fs::write(&config_path, config.to_toml()).map_err(io(&config_path))?;
     Ok(config)
+}
+
+/// Makes a new run's folder and writes its configuration.
+fn create_run(run: &Path, config: &TrainConfig) -> Result<(), TrainError> {
+    let config_path = run.join(CONFIG_FILE);
+    std::fs::create_dir_all(run.join("samples")).map_err(io(run))?;
+    std::fs::write(&config_path, config.to_toml()).map_err(io(&config_path))
 }
 
 fn find_vgg(config: &TrainConfig) -> Result<PathBuf, TrainError> {
@@ -287,13 +293,17 @@ fn sample_grid(
 
 /// Trains (or resumes) a run.
 pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
-    let config = prepare_run(options)?;
+    let config = run_config(options)?;
     let dataset = Dataset::open(&options.data)?;
     let device_choice: DeviceChoice = config.device.parse().map_err(TrainError::Run)?;
     let (device, compute) =
         device::resolve(device_choice, config.precision).map_err(|e| TrainError::Run(e.to_string()))?;
     let vgg_path = find_vgg(&config)?;
     let vgg = Vgg::load(&vgg_path, device).map_err(|e| TrainError::Run(e.to_string()))?;
+    // Only a run that can start leaves a folder behind.
+    if !options.resume {
+        create_run(&options.run, &config)?;
+    }
     let mut nets = Nets::new(&config, device);
 
     let (photos, anime) = dataset.counts(Split::Train);
@@ -440,7 +450,11 @@ pub fn benchmark_steps(config: &TrainConfig, steps: usize, device: Device, compu
 
 /// Writes the generator of a run's newest checkpoint as a stylize-ready weights file.
 pub fn export(run: &Path, output: &Path, precision: StoredPrecision, overwrite: bool) -> Result<PathBuf, TrainError> {
-    let config = TrainConfig::read(&run.join(CONFIG_FILE))?;
+    let config_path = run.join(CONFIG_FILE);
+    if !config_path.is_file() {
+        return Err(TrainError::Run(format!("{} is not a training run: it has no {CONFIG_FILE}", run.display())));
+    }
+    let config = TrainConfig::read(&config_path)?;
     let (step, path) = checkpoint::list(&run.join("checkpoints"))
         .pop()
         .ok_or_else(|| TrainError::Run(format!("{} has no checkpoint to export", run.display())))?;
