@@ -4,7 +4,6 @@
 //! 130 interrupted (unfinished outputs removed).
 
 mod cli;
-mod commands;
 
 use std::process::ExitCode;
 
@@ -14,12 +13,12 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // Ctrl-C, SIGTERM or SIGHUP: remove half-written outputs, then exit as interrupted (130).
     let _ = ctrlc::set_handler(|| japanim::output::remove_unfinished_and_exit(130));
-    commands::init_logging(cli.quiet);
-    match commands::run(cli) {
+    cli::init_logging(cli.quiet);
+    match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) if commands::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("japanim: error: {}", commands::one_line(&err));
+            eprintln!("japanim: error: {}", cli::one_line(&err));
             ExitCode::FAILURE
         }
     }

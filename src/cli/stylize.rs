@@ -1,0 +1,176 @@
+//! `japanim stylize`: flags over the pipeline file's `[stylize]` table, then the job.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use japanim::config::{EncoderSettings, PipelineFile};
+use japanim::device::{DeviceChoice, PrecisionChoice};
+use japanim::io::raw::{parse_fps, parse_size, RawKind};
+use japanim::model;
+use japanim::stylize::{self, StylizeJob};
+
+/// Format of raw frames written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RawOutput {
+    /// Packed 8-bit RGB, no header.
+    Rgb24,
+    /// YUV4MPEG2 (carries size and rate).
+    Y4m,
+}
+
+/// `japanim stylize`.
+#[derive(Debug, Args)]
+pub struct StylizeArgs {
+    /// Image, folder of images, video file, or `-` for raw frames on stdin (rgb24 with
+    /// --size, or YUV4MPEG2, detected from its header).
+    pub input: PathBuf,
+    /// Output image, folder, video file, or `-` for raw frames on stdout.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Generator weights (.safetensors). Default: the installed default model.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Pipeline file whose [stylize] settings apply under these flags.
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Where to run: auto, cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<DeviceChoice>,
+    /// Number format on the device: auto (f32 on CPU, bf16 on GPU), f32, f16 or bf16.
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionChoice>,
+    /// Frames per generator call [default: 1 on the CPU; on a GPU as many as fit in half its
+    /// free memory, at most 8].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Video encoder (FFmpeg name).
+    #[arg(long)]
+    pub codec: Option<String>,
+    /// Encoder quality, constant rate factor (x264: 0–51, lower is better).
+    #[arg(long)]
+    pub crf: Option<u32>,
+    /// Encoder preset (x264: ultrafast … veryslow).
+    #[arg(long)]
+    pub preset: Option<String>,
+    #[command(flatten)]
+    pub tiles: TileOptions,
+    /// Size of rgb24 frames on stdin, WIDTHxHEIGHT.
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<(u32, u32)>,
+    /// Frame rate of raw frames on stdin (25, 29.97, 30000/1001), for encoding.
+    #[arg(long, value_parser = parse_fps)]
+    pub fps: Option<(u32, u32)>,
+    /// Format of raw frames on stdout [default: rgb24 for rgb24 input, else y4m].
+    #[arg(long, value_enum)]
+    pub output_format: Option<RawOutput>,
+    /// Replace the output if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// Tiled inference, shared by `stylize` and `bench`.
+#[derive(Debug, Args, Clone)]
+pub struct TileOptions {
+    /// Cut frames whose padded size exceeds N px into tiles of at most N px (0: whole frames).
+    #[arg(long)]
+    pub tile: Option<u32>,
+    /// Context around each tile's core [default: the model's receptive-field radius].
+    #[arg(long)]
+    pub halo: Option<u32>,
+    /// Cosine blend on each side of a tile boundary, px.
+    #[arg(long)]
+    pub feather: Option<u32>,
+    /// How tiles are normalised: exact (segment by segment, whole-frame statistics; the
+    /// whole-frame result, memory grows with the frame) [default], downscaled:N (statistics
+    /// of a small whole-frame pass, then N measuring passes; memory bounded by the tile),
+    /// refine:N (N measuring passes; exact when N is the number of InstanceNorm layers),
+    /// temporal (the previous frame's), or tile (each tile its own).
+    #[arg(long)]
+    pub tile_norm: Option<japanim::engine::tiled::NormStrategy>,
+    /// Tiles of one shape per generator call [default: 1 on the CPU, where larger batches are
+    /// slower and take more memory; 4 on a GPU].
+    #[arg(long)]
+    pub tile_batch: Option<usize>,
+}
+
+/// `stylize`: merge flags over the pipeline file, resolve the model, run the job.
+pub fn run(args: StylizeArgs, progress: bool) -> Result<()> {
+    let pipeline = match &args.pipeline {
+        Some(path) => PipelineFile::read(path)?,
+        None => PipelineFile::default(),
+    };
+    let section = pipeline.stylize;
+    let tiles = tile_request(&args.tiles, &section)?;
+    let encoder_section = section.encoder.unwrap_or_default();
+    let defaults = EncoderSettings::default();
+    let model = match args.model.or(section.model) {
+        Some(path) => path,
+        None => model::default_model_path().context(
+            "no --model given and no default model is installed (models/default.safetensors): \
+             pass --model PATH, or make an untrained one to try the pipeline with `japanim model init`",
+        )?,
+    };
+    let job = StylizeJob {
+        input: args.input,
+        output: args.output,
+        model,
+        device: args.device.or(section.device).unwrap_or(DeviceChoice::Auto),
+        precision: args.precision.or(section.precision).unwrap_or(PrecisionChoice::Auto),
+        batch: args.batch.or(section.batch),
+        encoder: EncoderSettings {
+            codec: args.codec.or(encoder_section.codec).unwrap_or(defaults.codec),
+            crf: args.crf.or(encoder_section.crf).or(defaults.crf),
+            preset: args.preset.or(encoder_section.preset).or(defaults.preset),
+        },
+        tiles,
+        raw_size: args.size,
+        raw_fps: args.fps,
+        raw_output: args.output_format.map(|f| match f {
+            RawOutput::Rgb24 => RawKind::Rgb24,
+            RawOutput::Y4m => RawKind::Y4m,
+        }),
+        overwrite: args.overwrite,
+        progress,
+    };
+    tracing::info!("stylize settings: {}", serde_json::to_string(&job)?);
+    let summary = stylize::run(&job)?;
+    let seconds = summary.elapsed.as_secs_f64();
+    // Which stage limited the run: the one busy nearly all the time.
+    let stages = summary.stream.map(|s| {
+        let [source, engine, sink] = s.busy_shares().map(|x| x * 100.0);
+        format!("; busy: reading {source:.0} %, stylizing {engine:.0} %, writing {sink:.0} %")
+    });
+    tracing::info!(
+        "wrote {} ({} frames in {seconds:.1} s, {:.2} frames/s{})",
+        summary.output,
+        summary.frames,
+        summary.frames as f64 / seconds.max(1e-9),
+        stages.unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Tiling from flags over the pipeline file; `None` for whole frames.
+pub fn tile_request(
+    flags: &TileOptions,
+    section: &japanim::config::StylizeSection,
+) -> Result<Option<japanim::stylize::TileRequest>> {
+    let max_tile = flags.tile.or(section.tile).unwrap_or(0);
+    if max_tile == 0 {
+        return Ok(None);
+    }
+    let norm = match (flags.tile_norm, &section.tile_norm) {
+        (Some(n), _) => n,
+        (None, Some(text)) => text.parse().map_err(anyhow::Error::msg)?,
+        (None, None) => japanim::engine::tiled::NormStrategy::Exact,
+    };
+    Ok(Some(japanim::stylize::TileRequest {
+        max_tile,
+        halo: flags.halo.or(section.halo),
+        feather: flags.feather.or(section.feather).unwrap_or(8),
+        batch: flags.tile_batch.or(section.tile_batch),
+        norm,
+    }))
+}
