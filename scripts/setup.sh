@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev \
+for pkg in pkg-config clang libclang-dev make libavcodec-dev libavformat-dev libavutil-dev \
            libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

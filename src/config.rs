@@ -25,7 +25,7 @@ pub struct StylizeSection {
     pub halo: Option<u32>,
     /// Blend width at tile boundaries.
     pub feather: Option<u32>,
-    /// Tile normalisation: temporal, downscaled:N, refine:N or tile.
+    /// Tile normalisation: exact, exact:disk, temporal, downscaled:N, refine:N or tile.
     pub tile_norm: Option<String>,
     /// Tiles per generator call.
     pub tile_batch: Option<usize>,

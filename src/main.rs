@@ -9,6 +9,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// jemalloc serves every allocation of the process, libtorch's included (its symbols replace
+/// the C library's). Configured in `.cargo/config.toml` to keep freed pages, so the large
+/// activations of each frame reuse memory instead of faulting in fresh pages from the kernel.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // Ctrl-C, SIGTERM or SIGHUP: remove half-written outputs, then exit as interrupted (130).

@@ -73,9 +73,10 @@ impl TileRequest {
     /// The engine settings for a model with `residual_blocks` on `device`.
     pub fn settings(&self, residual_blocks: i64, device: tch::Device) -> TileSettings {
         // The exact strategy needs only one segment's receptive field around each tile.
-        let halo = match self.norm {
-            NormStrategy::Exact => crate::engine::tiled::EXACT_HALO as u32,
-            _ => self.halo.unwrap_or_else(|| receptive_radius(residual_blocks)),
+        let halo = if self.norm.is_exact() {
+            crate::engine::tiled::EXACT_HALO as u32
+        } else {
+            self.halo.unwrap_or_else(|| receptive_radius(residual_blocks))
         };
         TileSettings {
             max_tile: self.max_tile,

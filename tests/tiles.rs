@@ -50,6 +50,24 @@ fn tiles_with_measured_frame_statistics_reproduce_the_whole_frame() {
         let p = japanim::engine::tiles::psnr(&segmented, &whole);
         assert!(p >= 60.0, "exact tiles of {tile} px: {p:.1} dB");
     }
+    // The activations between segments in temporary files: the same result, no file left.
+    let spill = dir.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
+    let output = dir.path().join("exact-disk.png");
+    let out = run(japanim()
+        .env("TMPDIR", &spill)
+        .arg("stylize")
+        .arg(dir.path().join("in.png"))
+        .arg("-o")
+        .arg(&output)
+        .arg("--model")
+        .arg(&model)
+        .args(["--tile", "40", "--tile-norm", "exact:disk"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let on_disk = image::open(&output).unwrap().to_rgb8().into_raw();
+    let p = japanim::engine::tiles::psnr(&on_disk, &whole);
+    assert!(p >= 60.0, "exact tiles of 40 px on disk: {p:.1} dB");
+    assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0);
 }
 
 #[test]
@@ -63,5 +81,5 @@ fn a_tile_too_small_for_its_halo_is_refused() {
     assert_one_line_error(&out, "--tile 16: tile 16 must be larger than twice the halo (8)");
     let (out, _) = stylize(dir.path(), &model, "o.png", &["--tile", "128", "--tile-norm", "magic"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is not one of exact, tile, temporal, refine:N, downscaled:N"));
+    assert!(stderr(&out).contains("is not one of exact, exact:disk, tile, temporal, refine:N, downscaled:N"));
 }

@@ -259,11 +259,12 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
     let flop_per_frame = 2.0 * config.macs_per_pixel() * f64::from(w) * f64::from(h);
     let (tflops, bare_tflops) = (flop_per_frame * fps / 1e12, flop_per_frame * bare_fps / 1e12);
     let how = match tiles {
-        Some(t) if t.norm == japanim::engine::tiled::NormStrategy::Exact => format!(
-            "tiles ≤{} px (cores of {} px, halo {} px, segment by segment), Exact",
+        Some(t) if t.norm.is_exact() => format!(
+            "tiles ≤{} px (cores of {} px, halo {} px, segment by segment), {:?}",
             t.max_tile,
             japanim::engine::tiled::exact_core(t.max_tile),
-            japanim::engine::tiled::EXACT_HALO
+            japanim::engine::tiled::EXACT_HALO,
+            t.norm
         ),
         Some(t) => {
             let plan = japanim::engine::tiles::TilePlan::new(align4(w).max(8), align4(h).max(8), t.max_tile, t.halo)

@@ -82,9 +82,11 @@ pub struct TileOptions {
     /// Cosine blend on each side of a tile boundary, px.
     #[arg(long)]
     pub feather: Option<u32>,
-    /// How tiles are normalised: exact (segment by segment, whole-frame statistics; the
-    /// whole-frame result, memory grows with the frame) [default], downscaled:N (statistics
-    /// of a small whole-frame pass, then N measuring passes; memory bounded by the tile),
+    /// How tiles are normalised: exact (segment by segment, whole-frame statistics: the
+    /// whole-frame result; the activations between segments go to temporary files where they
+    /// would crowd memory) [default], exact:disk (always in temporary files: memory bounded by
+    /// the tile), downscaled:N (statistics of a small whole-frame pass, then N measuring
+    /// passes; memory bounded by the tile, approximate),
     /// refine:N (N measuring passes; exact when N is the number of InstanceNorm layers),
     /// temporal (the previous frame's), or tile (each tile its own).
     #[arg(long)]

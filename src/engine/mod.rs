@@ -1,6 +1,7 @@
 //! Frames in, stylized frames out: u8 ↔ tensor conversion on the device, padding to the
 //! generator's size grid, batching. Knows tensors and frames, not files or containers.
 
+mod activation;
 pub mod tiled;
 pub mod tiles;
 
@@ -74,13 +75,24 @@ pub const MAX_AUTOMATIC_BATCH: usize = 8;
 /// Tile side the engine picks by itself when whole frames would not fit in memory.
 pub const AUTOMATIC_TILE: u32 = 512;
 
-/// Estimated peak bytes of a whole-frame forward pass on the CPU: about six activations of
-/// the first layer's width at full resolution (measured: 1.65 GB for the 32-channel model on
-/// 1080p f32 and 5.9 GB on 4K, 6.2 and 5.6 such activations). Used for GPUs too, where it
-/// is rougher (cuDNN workspaces, the caching allocator): not yet measured there.
+/// Estimated peak bytes of a whole-frame forward pass on the CPU: about seven activations of
+/// the first layer's width at full resolution (measured with jemalloc keeping freed pages:
+/// 1.88 GB for the 32-channel model on 1080p f32, 7.1 such activations). Used for GPUs too,
+/// where it is rougher (cuDNN workspaces, the caching allocator): not yet measured there.
 pub fn whole_frame_bytes(base_channels: i64, width: i64, height: i64, batch: i64, kind: Kind) -> f64 {
-    let element = if kind == Kind::Float { 4.0 } else { 2.0 };
-    6.5 * base_channels as f64 * width as f64 * height as f64 * batch as f64 * element
+    7.5 * first_layer_bytes(base_channels, width, height, kind) * batch as f64
+}
+
+/// Bytes of one activation of the first layer's width at full resolution.
+fn first_layer_bytes(base_channels: i64, width: i64, height: i64, kind: Kind) -> f64 {
+    base_channels as f64 * width as f64 * height as f64 * kind.elt_size_in_bytes() as f64
+}
+
+/// Estimated peak bytes of exact tiles with the activations between segments in memory:
+/// about three activations of the first layer's width at full resolution (measured: 3.1 GB
+/// for the 32-channel model on 4K f32, of which the two activations are 2.1 GB).
+pub fn exact_tiles_bytes(base_channels: i64, width: i64, height: i64, kind: Kind) -> f64 {
+    3.0 * first_layer_bytes(base_channels, width, height, kind)
 }
 
 /// Bytes available for new allocations on `device`: the kernel's MemAvailable for the CPU
@@ -97,9 +109,9 @@ fn available_memory(device: Device) -> Option<f64> {
     }
 }
 
-/// Whether whole frames needing `needed` bytes should be tiled, given `available` bytes:
-/// when they would take more than 70 % of it.
-pub fn should_tile(needed: f64, available: f64) -> bool {
+/// Whether work needing `needed` bytes would crowd `available` bytes: take more than 70 %
+/// of it (then whole frames are tiled, and exact tiles keep their activations on disk).
+pub fn crowds_memory(needed: f64, available: f64) -> bool {
     needed > 0.7 * available
 }
 
@@ -139,7 +151,7 @@ impl Engine {
         self.checked = Some((width, height, batch));
         let needed = whole_frame_bytes(self.model.info().config.base_channels, width, height, batch, self.model.kind());
         let Some(available) = available_memory(self.model.device()) else { return };
-        if should_tile(needed, available) {
+        if crowds_memory(needed, available) {
             tracing::info!(
                 "whole {width}x{height} frames would need about {:.1} GB of the {:.1} GB available: \
                  running exact tiles of {AUTOMATIC_TILE} px instead (same output, less memory)",
@@ -211,34 +223,34 @@ impl Engine {
         let slot = self.uploads.next(device, [n, hi, wi, 3])?;
         slot.fill(frames);
         // u8 → [-1, 1] on the device: only bytes cross the bus, asynchronously from pinned
-        // memory on CUDA.
-        let x = slot
+        // memory on CUDA. In place, so one float copy of the batch exists, not three.
+        let mut x = slot
             .staging
             .f_to_device_(device, Kind::Uint8, device.is_cuda(), false)?
             .f_permute([0, 3, 1, 2])?
-            .f_to_kind(kind)?
-            .f_mul_scalar(1.0 / 127.5)?
-            .f_sub_scalar(1.0)?;
+            .f_to_kind(kind)?;
+        let _ = x.f_mul_scalar_(1.0 / 127.5)?;
+        let _ = x.f_sub_scalar_(1.0)?;
         let x = pad_to_grid(&x, hi, wi)?;
         let (_, _, hp, wp) = x.size4()?;
         self.tile_if_too_large(wp, hp, n);
         let y = match &mut self.tiled {
             Some(runner) if hp.max(wp) > i64::from(runner.settings().max_tile) => {
                 let frames = (0..n).map(|i| x.f_narrow(0, i, 1)).collect::<Result<Vec<_>, _>>()?;
-                Tensor::f_cat(&runner.run(self.model.generator(), &frames)?, 0)?
+                let mut results = runner.run(self.model.generator(), &frames)?;
+                match results.len() {
+                    1 => results.pop().expect("one result"),
+                    _ => Tensor::f_cat(&results, 0)?,
+                }
             }
             _ => self.model.generator().forward(&x)?,
         };
-        let y = y
-            .f_narrow(2, 0, hi)?
-            .f_narrow(3, 0, wi)?
-            .f_add_scalar(1.0)?
-            .f_mul_scalar(127.5)?
-            .f_round()?
-            .f_clamp(0.0, 255.0)?
-            .f_to_kind(Kind::Uint8)?
-            .f_permute([0, 2, 3, 1])?
-            .f_contiguous()?;
+        // [-1, 1] → u8, in place after the first step (as above).
+        let mut y = y.f_narrow(2, 0, hi)?.f_narrow(3, 0, wi)?.f_add_scalar(1.0)?;
+        let _ = y.f_mul_scalar_(127.5)?;
+        let _ = y.f_round_()?;
+        let _ = y.f_clamp_(0.0, 255.0)?;
+        let y = y.f_to_kind(Kind::Uint8)?.f_permute([0, 2, 3, 1])?.f_contiguous()?;
         // On CUDA a non-blocking copy lands in pinned memory while the device goes on; the
         // event marks when it (and the upload before it) is done. Where page-locked memory
         // cannot be had, the copy waits instead.
@@ -388,16 +400,20 @@ mod tests {
 
     #[test]
     fn whole_frames_that_would_crowd_memory_are_tiled() {
-        // 32 channels, f32: 1080p ≈ 1.7 GB, 4K ≈ 6.9 GB.
+        // 32 channels, f32: 1080p ≈ 2.0 GB, 4K ≈ 8.0 GB.
         let hd = whole_frame_bytes(32, 1920, 1080, 1, Kind::Float);
         let uhd = whole_frame_bytes(32, 3840, 2160, 1, Kind::Float);
-        assert!((1.5e9..2.0e9).contains(&hd), "{hd}");
+        assert!((1.7e9..2.2e9).contains(&hd), "{hd}");
         assert!((uhd / hd - 4.0).abs() < 1e-9);
         assert_eq!(whole_frame_bytes(32, 1920, 1080, 1, Kind::BFloat16) * 2.0, hd);
         let gib = 1024f64.powi(3);
-        assert!(!should_tile(hd, 24.0 * gib), "1080p on this machine: whole");
-        assert!(should_tile(uhd, 8.0 * gib), "4K with 8 GiB free: tiles");
-        assert!(should_tile(hd, 2.0 * gib));
+        assert!(!crowds_memory(hd, 24.0 * gib), "1080p on this machine: whole");
+        assert!(crowds_memory(uhd, 8.0 * gib), "4K with 8 GiB free: tiles");
+        assert!(crowds_memory(hd, 2.0 * gib));
+        // Exact tiles of 4K keep about 3.2 GB between segments: on disk with 4 GiB free.
+        let exact_uhd = exact_tiles_bytes(32, 3840, 2160, Kind::Float);
+        assert!((3.0e9..3.4e9).contains(&exact_uhd), "{exact_uhd}");
+        assert!(crowds_memory(exact_uhd, 4.0 * gib) && !crowds_memory(exact_uhd, 8.0 * gib));
     }
 
     #[test]

@@ -12,14 +12,17 @@
 //! [`Generator::segment`]): each segment runs over every tile, its tile cores are stitched
 //! into a whole-frame activation, and the next InstanceNorm layer takes that activation's
 //! statistics. The result is the whole-frame forward's up to float rounding, at about the
-//! cost of one pass (halos of 8 px suffice, since one segment sees at most 6 px), but the
-//! activations between segments are whole-frame: memory grows with the frame, unlike the
-//! other strategies.
+//! cost of one pass (halos of 8 px suffice, since one segment sees at most 6 px). The
+//! activations between segments are whole-frame: in memory, memory grows with the frame;
+//! `ExactOnDisk` (and `Exact` where they would crowd memory) keeps them in temporary files,
+//! so memory is bounded by the tile at the cost of writing and reading them
+//! (the `activation` module).
 
 use std::collections::HashMap;
 
 use tch::{Device, Kind, TchError, Tensor};
 
+use super::activation::Activation;
 use super::tiles::{feather_weight, TilePlan};
 use crate::model::generator::{own_instance_norm, Generator, NormHook, Segment, NORM_EPS};
 
@@ -38,14 +41,33 @@ pub enum NormStrategy {
     /// tile), then N refining passes.
     Downscaled(u32),
     /// Segment by segment over tiles, each InstanceNorm with its whole-frame statistics:
-    /// the whole-frame result, with memory for whole-frame activations between segments.
+    /// the whole-frame result, with memory for whole-frame activations between segments (kept
+    /// in temporary files instead where they would crowd the available memory).
     Exact,
+    /// `Exact` with the activations between segments always in temporary files: memory
+    /// bounded by the tile, at the cost of writing and reading them.
+    #[serde(rename = "exact:disk")]
+    ExactOnDisk,
+}
+
+impl NormStrategy {
+    /// Whether the strategy gives the whole-frame result in one segment-by-segment pass.
+    pub fn is_exact(self) -> bool {
+        matches!(self, Self::Exact | Self::ExactOnDisk)
+    }
 }
 
 impl std::str::FromStr for NormStrategy {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("tile normalisation '{text}' is not one of exact, tile, temporal, refine:N, downscaled:N");
+        let bad = || {
+            format!(
+                "tile normalisation '{text}' is not one of exact, exact:disk, tile, temporal, refine:N, downscaled:N"
+            )
+        };
+        if text == "exact:disk" {
+            return Ok(Self::ExactOnDisk);
+        }
         let (name, n) = match text.split_once(':') {
             Some((name, n)) => (name, Some(n.parse::<u32>().map_err(|_| bad())?)),
             None => (text, None),
@@ -77,15 +99,15 @@ pub struct TileSettings {
 }
 
 /// Running moments of one layer of one frame (count, mean, sum of squared deviations), in f64.
-struct Moments {
-    n: f64,
-    mean: Tensor,
-    m2: Tensor,
+pub(super) struct Moments {
+    pub(super) n: f64,
+    pub(super) mean: Tensor,
+    pub(super) m2: Tensor,
 }
 
 impl Moments {
     /// Chan et al.'s parallel combination.
-    fn add(&mut self, n: f64, mean: &Tensor, m2: &Tensor) -> Result<(), TchError> {
+    pub(super) fn add(&mut self, n: f64, mean: &Tensor, m2: &Tensor) -> Result<(), TchError> {
         let total = self.n + n;
         let delta = mean.f_sub(&self.mean)?;
         self.mean = self.mean.f_add(&delta.f_mul_scalar(n / total)?)?;
@@ -236,73 +258,71 @@ fn exact_tiles(width: i64, height: i64, core: i64) -> Vec<Vec<ExactTile>> {
 
 /// One frame (1×3×H×W, sides multiples of 4) segment by segment over tiles whose cores are
 /// `core` px (a multiple of 4) with [`EXACT_HALO`] around them, up to `batch` tiles of one
-/// shape per call.
-fn run_exact(generator: &Generator, frame: &Tensor, core: i64, batch: usize) -> Result<Tensor, TchError> {
+/// shape per call. The activations between segments are kept in temporary files when
+/// `on_disk`, so memory holds only the tiles being run.
+fn run_exact(
+    generator: &Generator,
+    frame: &Tensor,
+    core: i64,
+    batch: usize,
+    on_disk: bool,
+) -> Result<Tensor, TchError> {
     let (_, _, height, width) = frame.size4()?;
     let groups = exact_tiles(width, height, core);
-    let mut state = Segment { input: frame.shallow_clone(), skip: None };
-    for k in 0..generator.segments() {
+    let segments = generator.segments();
+    let mut input = Activation::Memory(frame.shallow_clone());
+    let mut skip: Option<Activation> = None;
+    for k in 0..segments {
         // Segment 0 normalises nothing; every later one its input, with the frame's statistics.
-        let (var, mean) = if k == 0 {
-            (Tensor::new(), Tensor::new())
-        } else {
-            state.input.f_to_kind(Kind::Float)?.f_var_mean_dim(&[2i64, 3][..], false, false)?
-        };
+        let (mean, var) = if k == 0 { (Tensor::new(), Tensor::new()) } else { input.mean_var()? };
         let mut hook = FrameStatistics { mean, var };
-        let scale_in = width / state.input.size4()?.3;
-        let mut next: Option<Segment> = None;
+        let scale_in = width / input.width()?;
+        let mut next: Option<(Activation, Option<Activation>)> = None;
         for tiles in groups.iter().flat_map(|g| g.chunks(batch.max(1))) {
-            let crop = |t: &Tensor, [rx0, ry0, rx1, ry1]: [i64; 4]| -> Result<Tensor, TchError> {
-                t.f_narrow(2, ry0 / scale_in, (ry1 - ry0) / scale_in)?.f_narrow(
-                    3,
-                    rx0 / scale_in,
-                    (rx1 - rx0) / scale_in,
-                )
-            };
-            let stack = |t: &Tensor| -> Result<Tensor, TchError> {
-                let parts = tiles.iter().map(|tile| crop(t, tile.region)).collect::<Result<Vec<_>, _>>()?;
+            let stack = |whole: &Activation| -> Result<Tensor, TchError> {
+                let parts = tiles
+                    .iter()
+                    .map(|tile| whole.crop(tile.region.map(|v| v / scale_in)))
+                    .collect::<Result<Vec<_>, _>>()?;
                 if parts.len() == 1 {
                     Ok(parts.into_iter().next().expect("one part"))
                 } else {
                     Tensor::f_cat(&parts, 0)
                 }
             };
-            let regions = Segment { input: stack(&state.input)?, skip: state.skip.as_ref().map(stack).transpose()? };
+            let regions = Segment { input: stack(&input)?, skip: skip.as_ref().map(stack).transpose()? };
             let out = generator.segment(k, &regions, &mut hook)?;
-            let (_, channels, _, out_width) = out.input.size4()?;
             let [rx0, _, rx1, _] = tiles[0].region;
-            let scale_out = (rx1 - rx0) / out_width;
-            let target = next.get_or_insert_with(|| {
-                let whole = |c: i64, like: &Tensor| {
-                    Tensor::zeros([1, c, height / scale_out, width / scale_out], (like.kind(), like.device()))
+            let scale_out = (rx1 - rx0) / out.input.size4()?.3;
+            if next.is_none() {
+                // The image the last segment makes is the result: it stays in memory.
+                let whole = |part: &Tensor| -> Result<Activation, TchError> {
+                    let shape = [part.size4()?.1, height / scale_out, width / scale_out];
+                    Activation::zeros(on_disk && k + 1 < segments, shape, part.kind(), part.device())
                 };
-                Segment {
-                    input: whole(channels, &out.input),
-                    skip: out.skip.as_ref().map(|s| whole(s.size4().map_or(0, |d| d.1), s)),
-                }
-            });
+                next = Some((whole(&out.input)?, out.skip.as_ref().map(whole).transpose()?));
+            }
+            let (target, target_skip) = next.as_mut().expect("made above");
             // Each tile's core of the result, at the output's resolution, into the whole frame.
             for (i, tile) in tiles.iter().enumerate() {
                 let ([x0, y0, x1, y1], [rx0, ry0, _, _]) = (tile.core, tile.region);
-                let place = |whole: &Tensor, part: &Tensor| -> Result<(), TchError> {
-                    let (cy, cx, ch, cw) =
-                        (y0 / scale_out, x0 / scale_out, (y1 - y0) / scale_out, (x1 - x0) / scale_out);
-                    let core_part = part.f_narrow(0, i as i64, 1)?.f_narrow(2, cy - ry0 / scale_out, ch)?.f_narrow(
+                let (cx, cy, cw, ch) = (x0 / scale_out, y0 / scale_out, (x1 - x0) / scale_out, (y1 - y0) / scale_out);
+                let core_of = |part: &Tensor| -> Result<Tensor, TchError> {
+                    part.f_narrow(0, i as i64, 1)?.f_narrow(2, cy - ry0 / scale_out, ch)?.f_narrow(
                         3,
                         cx - rx0 / scale_out,
                         cw,
-                    )?;
-                    whole.f_narrow(2, cy, ch)?.f_narrow(3, cx, cw)?.f_copy_(&core_part)
+                    )
                 };
-                place(&target.input, &out.input)?;
-                if let (Some(whole), Some(part)) = (&target.skip, &out.skip) {
-                    place(whole, part)?;
+                target.place(cx, cy, &core_of(&out.input)?)?;
+                if let (Some(whole), Some(part)) = (target_skip.as_mut(), &out.skip) {
+                    whole.place(cx, cy, &core_of(part)?)?;
                 }
             }
         }
-        state = next.expect("a frame has at least one tile");
+        (input, skip) = next.expect("a frame has at least one tile");
     }
-    Ok(state.input)
+    input.into_tensor()
 }
 
 /// Runs a generator over frames tile by tile.
@@ -310,12 +330,14 @@ pub struct TiledRunner {
     settings: TileSettings,
     plans: HashMap<(i64, i64), (TilePlan, Vec<Tensor>)>,
     previous: Option<((i64, i64), FrameStats)>,
+    /// The exact strategy's choice for the last frame size (width, height): on disk or not.
+    on_disk: Option<((i64, i64), bool)>,
 }
 
 impl TiledRunner {
     /// A runner with these settings.
     pub fn new(settings: TileSettings) -> Self {
-        Self { settings, plans: HashMap::new(), previous: None }
+        Self { settings, plans: HashMap::new(), previous: None, on_disk: None }
     }
 
     /// The settings.
@@ -438,12 +460,47 @@ impl TiledRunner {
             .collect()
     }
 
+    /// Whether the exact strategy keeps a frame's activations on disk: always for
+    /// `ExactOnDisk`; for `Exact` when in memory they would crowd the available memory,
+    /// decided once per frame size.
+    fn exact_on_disk(&mut self, generator: &Generator, frame: &Tensor) -> Result<bool, TchError> {
+        if self.settings.norm == NormStrategy::ExactOnDisk {
+            return Ok(true);
+        }
+        let (_, _, height, width) = frame.size4()?;
+        if let Some((size, on_disk)) = self.on_disk {
+            if size == (width, height) {
+                return Ok(on_disk);
+            }
+        }
+        let needed = super::exact_tiles_bytes(generator.config().base_channels, width, height, frame.kind());
+        let available = super::available_memory(frame.device());
+        let on_disk = available.is_some_and(|available| super::crowds_memory(needed, available));
+        if on_disk {
+            tracing::info!(
+                "exact tiles of {width}x{height} frames would keep about {:.1} GB of activations in the {:.1} GB \
+                 available: keeping them in temporary files in {} instead (same output)",
+                needed / 1e9,
+                available.unwrap_or_default() / 1e9,
+                std::env::temp_dir().display()
+            );
+        }
+        self.on_disk = Some(((width, height), on_disk));
+        Ok(on_disk)
+    }
+
     /// Stylizes padded frames (each 1×3×H×W in [-1, 1], sides multiples of 4).
     pub fn run(&mut self, generator: &Generator, frames: &[Tensor]) -> Result<Vec<Tensor>, TchError> {
-        if self.settings.norm == NormStrategy::Exact {
+        if self.settings.norm.is_exact() {
             let core = exact_core(self.settings.max_tile);
             let batch = self.settings.batch;
-            return frames.iter().map(|frame| run_exact(generator, frame, core, batch)).collect();
+            return frames
+                .iter()
+                .map(|frame| {
+                    let on_disk = self.exact_on_disk(generator, frame)?;
+                    run_exact(generator, frame, core, batch, on_disk)
+                })
+                .collect();
         }
         let mut outputs = frames.iter().map(|f| f.f_zeros_like()).collect::<Result<Vec<_>, _>>()?;
         let (_, _, h, w) = frames[0].size4()?;
@@ -457,7 +514,7 @@ impl TiledRunner {
             Ok(stats)
         };
         match self.settings.norm {
-            NormStrategy::Exact => unreachable!("handled above"),
+            NormStrategy::Exact | NormStrategy::ExactOnDisk => unreachable!("handled above"),
             NormStrategy::Tile => {
                 self.pass(generator, frames, None, false, Some(&mut outputs))?;
             }
@@ -565,12 +622,15 @@ mod tests {
         // row the three interior tiles share a shape and run as one batch (or 2 + 1).
         let groups = exact_tiles(84, 36, exact_core(32));
         assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [1, 3, 1, 1, 1, 3, 1, 1, 1, 3, 1, 1]);
-        for batch in [1, 2, 3] {
-            let settings = TileSettings { batch, ..settings };
+        // The activations between segments in memory or in temporary files: the same result.
+        for (batch, norm) in
+            [1, 2, 3].into_iter().flat_map(|b| [(b, NormStrategy::Exact), (b, NormStrategy::ExactOnDisk)])
+        {
+            let settings = TileSettings { batch, norm, ..settings };
             let y = tch::no_grad(|| TiledRunner::new(settings).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
             assert_eq!(y.size(), plain.size());
             let diff = (&y - &plain).abs().max().double_value(&[]);
-            assert!(diff < 1e-5, "batch {batch}: largest difference {diff}");
+            assert!(diff < 1e-5, "batch {batch}, {norm:?}: largest difference {diff}");
         }
         let naive = TileSettings { norm: NormStrategy::Tile, halo: 8, ..settings };
         let z = tch::no_grad(|| TiledRunner::new(naive).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
