@@ -175,6 +175,20 @@ fn closed_pipe_downstream_ends_quietly() {
 }
 
 #[test]
+fn text_output_into_a_closed_pipe_ends_quietly() {
+    // `japanim model info … | head -0`: the reader is gone before the first line is written.
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    for args in [vec!["doctor".into()], vec!["model".into(), "info".into(), model.display().to_string()]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = japanim().args(&args).stdout(writer).stderr(Stdio::piped()).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
 fn missing_and_empty_inputs_fail_cleanly_leaving_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::say;
 use anyhow::{bail, Result};
 use clap::Args;
 use tch::Tensor;
@@ -92,14 +93,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ..Default::default()
         };
         let seconds = japanim::train::run::benchmark_steps(&config, args.frames, device, kind)?;
-        println!(
+        say!(
             "training step {}ch/{}res, {}² crops, batch {}, {device:?} {kind:?} arithmetic (f32 weights), {} threads: {seconds:.3} s/step",
             args.base_channels,
             args.residual_blocks,
             args.size.0,
             args.batch,
             tch::get_num_threads()
-        );
+        )?;
         return Ok(());
     }
     let temp = std::env::temp_dir().join(format!("japanim-bench-{}.safetensors", std::process::id()));
@@ -159,14 +160,14 @@ fn bench_video(args: &BenchArgs, model: &std::path::Path, video: &std::path::Pat
     let _ = std::fs::remove_file(&output);
     let summary = summary?;
     let fps = summary.frames as f64 / summary.elapsed.as_secs_f64();
-    println!("video {}: {decoded} frames of {w}x{h}; decoding alone {decode_fps:.2} frames/s", video.display());
+    say!("video {}: {decoded} frames of {w}x{h}; decoding alone {decode_fps:.2} frames/s", video.display())?;
     let [decoding, stylizing, encoding] =
         summary.stream.map(|s| s.busy_shares().map(|x| x * 100.0)).unwrap_or([f64::NAN; 3]);
-    println!(
+    say!(
         "  full pipeline (decode → stylize → encode, other streams copied), batch {}: {fps:.3} frames/s; \
          busy: decoding {decoding:.0} %, stylizing {stylizing:.0} %, encoding {encoding:.0} %",
         args.batch
-    );
+    )?;
     Ok(())
 }
 
@@ -286,31 +287,31 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
     let peak = args.peak_tflops.or(known_peak);
     let share = |achieved: f64| peak.map(|p| format!(", {:.1} % of the {p:.0} TFLOP/s peak", 100.0 * achieved / p));
     let [source_busy, engine_busy, sink_busy] = stats.busy_shares().map(|x| x * 100.0);
-    println!(
+    say!(
         "generator {}ch/{}res, {w}x{h}, batch {}, {how}, {device:?} {kind:?}{}, {} threads",
         config.base_channels,
         config.residual_blocks,
         args.batch,
         device_name.map(|n| format!(" ({n})")).unwrap_or_default(),
         tch::get_num_threads()
-    );
-    println!(
+    )?;
+    say!(
         "  engine stream: {fps:.3} frames/s ({:.2} ms/frame), {in_flight} batch(es) in flight, {} frames; \
          busy: source {source_busy:.0} %, engine {engine_busy:.0} %, sink {sink_busy:.0} %",
         1000.0 / fps,
         stats.frames
-    );
-    println!(
+    )?;
+    say!(
         "  bare generator: {bare_fps:.3} frames/s ({:.2} ms/frame); engine at {:.1} % of it",
         1000.0 / bare_fps,
         100.0 * fps / bare_fps
-    );
-    println!(
+    )?;
+    say!(
         "  arithmetic: engine {tflops:.3} TFLOP/s useful{}; bare generator {bare_tflops:.3}{}",
         share(tflops).unwrap_or_default(),
         share(bare_tflops).unwrap_or_default()
-    );
-    println!("  memory: peak host {:.0} MiB (engine run){device_memory}", engine_peak.unwrap_or(f64::NAN));
+    )?;
+    say!("  memory: peak host {:.0} MiB (engine run){device_memory}", engine_peak.unwrap_or(f64::NAN))?;
     if args.compare {
         let Some(t) = tiles else { bail!("--compare needs --tile") };
         let plan = japanim::engine::tiles::TilePlan::new(align4(w).max(8), align4(h).max(8), t.max_tile, t.halo)
@@ -334,7 +335,7 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
             })?;
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        println!(
+        say!(
             "tiled vs whole frame over {} image(s): PSNR {:.2} dB (min {:.2}), on a repeat {:.2} dB; seam ratio {:.3} (whole frame at the same lines {:.3})",
             sources.len(),
             mean(&first_psnr),
@@ -342,7 +343,7 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
             mean(&second_psnr),
             mean(&seams),
             mean(&whole_seams)
-        );
+        )?;
     }
     Ok(())
 }

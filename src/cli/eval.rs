@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::say;
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -39,17 +40,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let report =
         japanim::eval::evaluate(&args.models, &args.photos, &args.style, &vgg, args.max_side, args.style_images)?;
-    println!(
+    say!(
         "{} photos (longer side ≤ {} px), style set: {} images of {}",
         report.photos,
         args.max_side,
         report.style_images,
         args.style.display()
-    );
-    println!("{:<48} {:>14} {:>16}", "", "content L1", "Gram L1 to style");
-    println!("{:<48} {:>14} {:>16.4}", "input photos (unchanged)", "0", report.input_style_distance);
+    )?;
+    say!("{:<48} {:>14} {:>16}", "", "content L1", "Gram L1 to style")?;
+    say!("{:<48} {:>14} {:>16.4}", "input photos (unchanged)", "0", report.input_style_distance)?;
     for (path, f) in &report.models {
-        println!("{:<48} {:>14.4} {:>16.4}", path.display(), f.content_l1, f.style_distance);
+        say!("{:<48} {:>14.4} {:>16.4}", path.display(), f.content_l1, f.style_distance)?;
     }
     Ok(())
 }

@@ -69,6 +69,17 @@ pub enum Command {
     Doctor,
 }
 
+/// `println!` that returns the write's error instead of panicking on it, so that a reader
+/// that stops early (`japanim doctor | head -1`) ends the command quietly, as a closed pipe
+/// does for frames (see [`is_broken_pipe`]).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+pub(crate) use say;
+
 /// Logs go to stderr (stdout may carry frames); `RUST_LOG` overrides the level.
 pub fn init_logging(quiet: bool) {
     let default = if quiet { "warn" } else { "info" };
@@ -121,15 +132,15 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// `doctor`: what japanim finds on this machine.
 fn doctor() -> Result<()> {
-    println!("japanim {}", env!("CARGO_PKG_VERSION"));
-    println!("{}", device::describe());
-    println!(
+    say!("japanim {}", env!("CARGO_PKG_VERSION"))?;
+    say!("{}", device::describe())?;
+    say!(
         "video (FFmpeg) support: {}",
         if cfg!(feature = "video") { "yes" } else { "no (built without the video feature)" }
-    );
+    )?;
     match japanim::model::default_model_path() {
-        Some(path) => println!("default model: {}", path.display()),
-        None => println!("default model: none installed (models/{})", japanim::model::DEFAULT_MODEL_FILE),
+        Some(path) => say!("default model: {}", path.display())?,
+        None => say!("default model: none installed (models/{})", japanim::model::DEFAULT_MODEL_FILE)?,
     }
     Ok(())
 }

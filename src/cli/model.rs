@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::say;
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -101,17 +102,18 @@ fn init(args: ModelInitArgs) -> Result<()> {
 fn info(path: &std::path::Path) -> Result<()> {
     let model = StyleModel::load(path, tch::Device::Cpu, tch::Kind::Float)?;
     let info = model.info();
-    println!("file:            {}", path.display());
-    println!(
+    say!("file:            {}", path.display())?;
+    say!(
         "architecture:    CartoonGAN generator, {} base channels, {} residual blocks",
-        info.config.base_channels, info.config.residual_blocks
-    );
-    println!("parameters:      {}", model.parameter_count());
-    println!("multiply-adds:   {:.3} M per pixel", info.config.macs_per_pixel() / 1e6);
-    println!("trained:         {}", info.trained);
-    println!("description:     {}", info.description);
-    println!("input:           {}", model::weights::INPUT_CONVENTION);
-    println!("output:          {}", model::weights::OUTPUT_CONVENTION);
+        info.config.base_channels,
+        info.config.residual_blocks
+    )?;
+    say!("parameters:      {}", model.parameter_count())?;
+    say!("multiply-adds:   {:.3} M per pixel", info.config.macs_per_pixel() / 1e6)?;
+    say!("trained:         {}", info.trained)?;
+    say!("description:     {}", info.description)?;
+    say!("input:           {}", model::weights::INPUT_CONVENTION)?;
+    say!("output:          {}", model::weights::OUTPUT_CONVENTION)?;
     Ok(())
 }
 
