@@ -159,14 +159,11 @@ impl FileActivation {
             let (mean, var) = channel_stats(&self.read([0, y0, self.width, y1])?)?;
             let count = ((y1 - y0) * self.width) as f64;
             let (mean, m2) = (mean.f_to_kind(Kind::Double)?, var.f_to_kind(Kind::Double)?.f_mul_scalar(count)?);
-            match &mut total {
-                Some(m) => m.add(count, &mean, &m2)?,
-                None => total = Some(Moments { n: count, mean, m2 }),
-            }
+            Moments::add_to(&mut total, count, mean, m2)?;
         }
         let m = total.ok_or_else(|| TchError::Shape("an empty activation has no statistics".into()))?;
-        let to_row = |t: Tensor| t.f_to_kind(Kind::Float)?.f_view([1, self.channels]);
-        Ok((to_row(m.mean)?, to_row(m.m2.f_div_scalar(m.n)?)?))
+        let (mean, var) = m.mean_var()?;
+        Ok((mean.f_unsqueeze(0)?, var.f_unsqueeze(0)?))
     }
 }
 

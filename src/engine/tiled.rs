@@ -100,14 +100,31 @@ pub struct TileSettings {
 
 /// Running moments of one layer of one frame (count, mean, sum of squared deviations), in f64.
 pub(super) struct Moments {
-    pub(super) n: f64,
-    pub(super) mean: Tensor,
-    pub(super) m2: Tensor,
+    n: f64,
+    mean: Tensor,
+    m2: Tensor,
 }
 
 impl Moments {
+    /// Adds a part's moments (`n` values, their `mean` and sum of squared deviations `m2`)
+    /// to `slot`, which holds none before the first part.
+    pub(super) fn add_to(slot: &mut Option<Moments>, n: f64, mean: Tensor, m2: Tensor) -> Result<(), TchError> {
+        match slot {
+            Some(m) => m.add(n, &mean, &m2),
+            None => {
+                *slot = Some(Moments { n, mean, m2 });
+                Ok(())
+            }
+        }
+    }
+
+    /// Mean and biased variance, f32.
+    pub(super) fn mean_var(&self) -> Result<(Tensor, Tensor), TchError> {
+        Ok((self.mean.f_to_kind(Kind::Float)?, self.m2.f_div_scalar(self.n)?.f_to_kind(Kind::Float)?))
+    }
+
     /// Chan et al.'s parallel combination.
-    pub(super) fn add(&mut self, n: f64, mean: &Tensor, m2: &Tensor) -> Result<(), TchError> {
+    fn add(&mut self, n: f64, mean: &Tensor, m2: &Tensor) -> Result<(), TchError> {
         let total = self.n + n;
         let delta = mean.f_sub(&self.mean)?;
         self.mean = self.mean.f_add(&delta.f_mul_scalar(n / total)?)?;
@@ -121,13 +138,7 @@ impl Moments {
 pub type FrameStats = Vec<(Tensor, Tensor)>;
 
 fn finish(moments: Vec<Option<Moments>>) -> Result<FrameStats, TchError> {
-    moments
-        .into_iter()
-        .map(|m| {
-            let m = m.expect("every layer saw every tile");
-            Ok((m.mean.f_to_kind(Kind::Float)?, m.m2.f_div_scalar(m.n)?.f_to_kind(Kind::Float)?))
-        })
-        .collect()
+    moments.into_iter().map(|m| m.expect("every layer saw every tile").mean_var()).collect()
 }
 
 /// Whether any frame's first-layer statistics moved by more than a quarter of their spread
@@ -179,10 +190,7 @@ impl NormHook for TileHook<'_> {
                     false,
                     Kind::Double,
                 )?;
-                match &mut acc[frame][layer] {
-                    Some(m) => m.add(count, &mean, &m2)?,
-                    slot @ None => *slot = Some(Moments { n: count, mean, m2 }),
-                }
+                Moments::add_to(&mut acc[frame][layer], count, mean, m2)?;
             }
         }
         let Some(stats) = self.given else { return own_instance_norm(x, weight, bias) };
