@@ -2,6 +2,9 @@
 //! adds, measured with the perceptual network: content = mean L1 between the conv4 features of
 //! each output and its input; style = mean L1 between each output's Gram matrix and the mean
 //! Gram matrix of a style set (the same figure for the inputs themselves is the baseline).
+//! With them, the look as `shared/tools` measures it ([`crate::look`]): the share of flat pixels
+//! and the grid-artefact score, of the outputs and of the inputs; and for a video and its
+//! stylized version, a warping error ([`evaluate_video`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +12,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::engine::Engine;
 use crate::io::image::{list_images, read_rgb};
+use crate::look::{self, TemporalFigures};
 use crate::model::vgg::{gram, Vgg};
 use crate::model::StyleModel;
 use crate::Error;
@@ -20,6 +24,12 @@ pub struct EvalFigures {
     pub content_l1: f64,
     /// Mean Gram L1 between outputs and the style set (lower is closer to the style).
     pub style_distance: f64,
+    /// Mean share of flat pixels of the outputs ([`crate::look::flat_share`]; cartoons are
+    /// flatter than photos).
+    pub flat_share: f64,
+    /// Mean grid-artefact score of the outputs ([`crate::look::grid_score`]; 10 and more is a
+    /// visible grid).
+    pub grid_score: f64,
 }
 
 /// Everything `eval` reports.
@@ -31,6 +41,10 @@ pub struct EvalReport {
     pub style_images: usize,
     /// Gram L1 between the unchanged photos and the style set.
     pub input_style_distance: f64,
+    /// Mean share of flat pixels of the photos, as scaled for the models.
+    pub input_flat_share: f64,
+    /// Mean grid-artefact score of the photos, as scaled for the models.
+    pub input_grid_score: f64,
     /// Per model: its path and figures.
     pub models: Vec<(PathBuf, EvalFigures)>,
 }
@@ -96,6 +110,7 @@ pub fn evaluate(
         let frames: Vec<_> = photo_paths.iter().map(|p| load_scaled(p, max_side)).collect::<Result<_, _>>()?;
         let mut input_distance = 0.0;
         let mut input_features = Vec::new();
+        let (input_flat, input_grid) = look_of(&frames);
         for frame in &frames {
             let f = vgg.features(&to_input(frame)?).map_err(crate::engine::EngineError::from)?;
             input_distance += mean_l1(&gram(&f).map_err(crate::engine::EngineError::from)?, &style_gram);
@@ -105,6 +120,7 @@ pub fn evaluate(
         for model_path in models {
             let mut engine = Engine::new(StyleModel::load(model_path, Device::Cpu, Kind::Float)?);
             let (mut content, mut distance) = (0.0, 0.0);
+            let (mut flat, mut grid) = (0.0, 0.0);
             for (frame, input_f) in frames.iter().zip(&input_features) {
                 let mut out = vec![Vec::new()];
                 engine.stylize(&[frame], &mut out)?;
@@ -112,15 +128,107 @@ pub fn evaluate(
                 let f = vgg.features(&to_input(&styled)?).map_err(crate::engine::EngineError::from)?;
                 content += mean_l1(&f, input_f);
                 distance += mean_l1(&gram(&f).map_err(crate::engine::EngineError::from)?, &style_gram);
+                flat += look::flat_share(&styled.data, styled.width, styled.height);
+                grid += look::grid_score(&styled.data, styled.width, styled.height);
             }
             let n = frames.len() as f64;
-            results.push((model_path.clone(), EvalFigures { content_l1: content / n, style_distance: distance / n }));
+            results.push((
+                model_path.clone(),
+                EvalFigures {
+                    content_l1: content / n,
+                    style_distance: distance / n,
+                    flat_share: flat / n,
+                    grid_score: grid / n,
+                },
+            ));
         }
         Ok(EvalReport {
             photos: frames.len(),
             style_images: style_paths.len(),
             input_style_distance: input_distance / frames.len() as f64,
+            input_flat_share: input_flat,
+            input_grid_score: input_grid,
             models: results,
         })
     })
+}
+
+/// Mean flat share and mean grid score of frames, each measured at its own size.
+fn look_of(frames: &[crate::frame::Frame]) -> (f64, f64) {
+    let n = frames.len().max(1) as f64;
+    let flat = frames.iter().map(|f| look::flat_share(&f.data, f.width, f.height)).sum::<f64>();
+    let grid = frames.iter().map(|f| look::grid_score(&f.data, f.width, f.height)).sum::<f64>();
+    (flat / n, grid / n)
+}
+
+/// Videos are compared at most this wide, as `flicker.py` compares them.
+pub const VIDEO_WIDTH: u32 = 960;
+
+/// What `eval --video` reports.
+#[derive(Debug, Clone)]
+pub struct VideoEval {
+    /// Width the frames were compared at.
+    pub width: u32,
+    /// Height the frames were compared at.
+    pub height: u32,
+    /// Warping errors and their ratio.
+    pub figures: TemporalFigures,
+}
+
+/// The size `flicker.py` compares a `width`×`height` video at: at most [`VIDEO_WIDTH`] wide,
+/// the height then rounded to an even number.
+pub fn video_size(width: u32, height: u32) -> (u32, u32) {
+    if width <= VIDEO_WIDTH {
+        return (width, height);
+    }
+    let half = f64::from(height) * f64::from(VIDEO_WIDTH) / f64::from(width) / 2.0;
+    (VIDEO_WIDTH, (half.round_ties_even() as u32).max(1) * 2)
+}
+
+/// Temporal stability of `output` (a stylized video) against its `source`, over their first
+/// `max_frames` frames: both are scaled to [`video_size`] of the source, and
+/// [`look::TemporalMeter`] measures the output's frame-to-frame change with the source's
+/// global motion.
+#[cfg(feature = "video")]
+pub fn evaluate_video(source: &Path, output: &Path, max_frames: usize) -> Result<VideoEval, Error> {
+    use crate::frame::{FramePool, FrameSource, Item};
+    use crate::io::video::VideoSource;
+    use crate::look::TemporalMeter;
+
+    let (mut source_video, mut output_video) = (VideoSource::open(source, false)?, VideoSource::open(output, false)?);
+    let (width, height) = video_size(source_video.format().width, source_video.format().height);
+    let pool = FramePool::new(4);
+    let next = |video: &mut VideoSource| -> Result<Option<Vec<u8>>, Error> {
+        loop {
+            match video.next_item(&pool)? {
+                Some(Item::Frame(frame)) => {
+                    let scaled = look::resize_area(&frame.data, frame.width, frame.height, 3, width, height);
+                    pool.give(frame.data);
+                    return Ok(Some(scaled));
+                }
+                Some(Item::Passthrough(_)) => continue,
+                None => return Ok(None),
+            }
+        }
+    };
+    let mut meter = TemporalMeter::new(width, height);
+    for _ in 0..max_frames {
+        let (Some(s), Some(o)) = (next(&mut source_video)?, next(&mut output_video)?) else { break };
+        meter.push(&s, &o);
+    }
+    let figures = meter.figures();
+    if figures.frames < 2 {
+        return Err(Error::Invalid(format!(
+            "{} and {} need two frames each to compare",
+            source.display(),
+            output.display()
+        )));
+    }
+    Ok(VideoEval { width, height, figures })
+}
+
+/// Without the `video` feature there is no decoder for `eval --video`.
+#[cfg(not(feature = "video"))]
+pub fn evaluate_video(_source: &Path, _output: &Path, _max_frames: usize) -> Result<VideoEval, Error> {
+    Err(Error::Invalid("this japanim was built without the `video` feature: eval --video needs it".into()))
 }

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod eval;
 pub mod frame;
 pub mod io;
+pub mod look;
 pub mod model;
 pub mod output;
 pub mod stream;

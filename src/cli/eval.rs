@@ -1,9 +1,10 @@
-//! `japanim eval`: content kept and style gained, per model.
+//! `japanim eval`: content kept, style gained and the look, per model; or the temporal
+//! stability of a stylized video against its source.
 
 use std::path::PathBuf;
 
 use super::say;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use japanim::model;
@@ -12,14 +13,14 @@ use japanim::model;
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Generator weights to compare (e.g. a trained model and an untrained one).
-    #[arg(long = "model", num_args = 1.., required = true)]
+    #[arg(long = "model", num_args = 1..)]
     pub models: Vec<PathBuf>,
     /// Folder of photos to stylize.
     #[arg(long)]
-    pub photos: PathBuf,
+    pub photos: Option<PathBuf>,
     /// Folder of style images (the cartoon set).
     #[arg(long)]
-    pub style: PathBuf,
+    pub style: Option<PathBuf>,
     /// VGG conv base; default models/vgg16.safetensors.
     #[arg(long)]
     pub vgg: Option<PathBuf>,
@@ -29,28 +30,84 @@ pub struct EvalArgs {
     /// Style images averaged (spread evenly over the set).
     #[arg(long, default_value_t = 200)]
     pub style_images: usize,
+    /// Instead of models on photos: the warping error of a stylized video OUTPUT against its
+    /// SOURCE, and their ratio (1: the stylization adds no flicker), like shared/tools/flicker.py.
+    #[arg(long, num_args = 2, value_names = ["SOURCE", "OUTPUT"])]
+    pub video: Option<Vec<PathBuf>>,
+    /// With --video: frames compared, from the start.
+    #[arg(long, default_value_t = 120)]
+    pub frames: usize,
 }
 
-/// `eval`: content kept and style gained, per model.
+/// `eval`: content kept, style gained and the look, per model; or a video's temporal figures.
 pub fn run(args: EvalArgs) -> Result<()> {
+    if let Some(videos) = &args.video {
+        if !args.models.is_empty() || args.photos.is_some() || args.style.is_some() {
+            bail!("eval --video compares two videos: leave out --model, --photos and --style");
+        }
+        return video(&videos[0], &videos[1], args.frames);
+    }
+    let (Some(photos), Some(style)) = (&args.photos, &args.style) else {
+        bail!("eval needs --model, --photos and --style (or --video SOURCE OUTPUT)");
+    };
+    if args.models.is_empty() {
+        bail!("eval needs --model, --photos and --style (or --video SOURCE OUTPUT)");
+    }
     let vgg = match args.vgg {
         Some(path) => path,
         None => model::find_in_models("vgg16.safetensors")
             .context("no models/vgg16.safetensors: run scripts/setup.sh or pass --vgg")?,
     };
-    let report =
-        japanim::eval::evaluate(&args.models, &args.photos, &args.style, &vgg, args.max_side, args.style_images)?;
+    let report = japanim::eval::evaluate(&args.models, photos, style, &vgg, args.max_side, args.style_images)?;
     say!(
         "{} photos (longer side ≤ {} px), style set: {} images of {}",
         report.photos,
         args.max_side,
         report.style_images,
-        args.style.display()
+        style.display()
     )?;
-    say!("{:<48} {:>14} {:>16}", "", "content L1", "Gram L1 to style")?;
-    say!("{:<48} {:>14} {:>16.4}", "input photos (unchanged)", "0", report.input_style_distance)?;
+    say!("{:<48} {:>14} {:>16} {:>11} {:>11}", "", "content L1", "Gram L1 to style", "flat share", "grid score")?;
+    say!(
+        "{:<48} {:>14} {:>16.4} {:>11.3} {:>11.2}",
+        "input photos (unchanged)",
+        "0",
+        report.input_style_distance,
+        report.input_flat_share,
+        report.input_grid_score
+    )?;
     for (path, f) in &report.models {
-        say!("{:<48} {:>14.4} {:>16.4}", path.display(), f.content_l1, f.style_distance)?;
+        say!(
+            "{:<48} {:>14.4} {:>16.4} {:>11.3} {:>11.2}",
+            path.display(),
+            f.content_l1,
+            f.style_distance,
+            f.flat_share,
+            f.grid_score
+        )?;
     }
+    Ok(())
+}
+
+/// `eval --video SOURCE OUTPUT`.
+fn video(source: &std::path::Path, output: &std::path::Path, frames: usize) -> Result<()> {
+    if frames < 2 {
+        bail!("--frames must be at least 2: the figures compare consecutive frames");
+    }
+    let report = japanim::eval::evaluate_video(source, output, frames)?;
+    let f = report.figures;
+    say!(
+        "{} against {} at {}x{}: warping error with the source's global motion",
+        output.display(),
+        source.display(),
+        report.width,
+        report.height
+    )?;
+    say!(
+        "frames {}  warp error source {:.3}e-3  output {:.3}e-3  ratio {:.2}",
+        f.frames,
+        f.source_error * 1e3,
+        f.output_error * 1e3,
+        f.ratio
+    )?;
     Ok(())
 }
