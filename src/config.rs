@@ -29,6 +29,8 @@ pub struct StylizeSection {
     pub tile_norm: Option<String>,
     /// Tiles per generator call.
     pub tile_batch: Option<usize>,
+    /// Temporal smoothing of video: the weight of the past, 0 for off.
+    pub stabilize: Option<f64>,
     /// Video encoder settings.
     pub encoder: Option<EncoderSection>,
 }

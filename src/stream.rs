@@ -324,7 +324,8 @@ mod tests {
 
     #[test]
     fn batches_in_flight_change_nothing_but_timing() {
-        let model = StyleModel::init(GeneratorConfig { base_channels: 4, residual_blocks: 1 }, 3, "test");
+        let model =
+            StyleModel::init(GeneratorConfig { base_channels: 4, residual_blocks: 1, ..Default::default() }, 3, "test");
         let mut engine = Engine::new(model);
         let mut results = Vec::new();
         for in_flight in [1, 2, 3] {
@@ -351,7 +352,8 @@ mod tests {
 
     #[test]
     fn frames_whose_bytes_do_not_match_their_size_are_refused() {
-        let model = StyleModel::init(GeneratorConfig { base_channels: 4, residual_blocks: 1 }, 3, "test");
+        let model =
+            StyleModel::init(GeneratorConfig { base_channels: 4, residual_blocks: 1, ..Default::default() }, 3, "test");
         let mut engine = Engine::new(model);
         let frame = Frame { width: 8, height: 8, data: vec![0; 10], pts: None, index: 0 };
         let err = tch::no_grad(|| engine.submit(&[&frame])).err().expect("refused");

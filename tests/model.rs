@@ -4,7 +4,7 @@ use std::path::Path;
 
 use japanim::engine::Engine;
 use japanim::frame::Frame;
-use japanim::model::{GeneratorConfig, StoredPrecision, StyleModel};
+use japanim::model::{GeneratorConfig, StoredPrecision, StyleModel, Upsampling};
 use tch::{Device, Kind};
 
 fn frame(width: u32, height: u32) -> Frame {
@@ -20,7 +20,7 @@ fn stylize(model: StyleModel, frame: &Frame) -> Vec<u8> {
 }
 
 fn tiny() -> StyleModel {
-    StyleModel::init(GeneratorConfig { base_channels: 4, residual_blocks: 2 }, 3, "test")
+    StyleModel::init(GeneratorConfig { base_channels: 4, residual_blocks: 2, ..Default::default() }, 3, "test")
 }
 
 fn load(path: &Path) -> Result<StyleModel, japanim::model::WeightsError> {
@@ -36,7 +36,7 @@ fn save_load_round_trip_gives_identical_output() {
     model.save(StoredPrecision::F32, &path).unwrap();
     let before = stylize(model, &input);
     let loaded = load(&path).unwrap();
-    assert_eq!(loaded.info().config, GeneratorConfig { base_channels: 4, residual_blocks: 2 });
+    assert_eq!(loaded.info().config, GeneratorConfig { base_channels: 4, residual_blocks: 2, ..Default::default() });
     assert!(!loaded.info().trained);
     assert_eq!(stylize(loaded, &input), before);
 }
@@ -139,4 +139,97 @@ fn damaged_and_mismatched_files_give_clear_errors() {
     safetensors::serialize_to_file(vec![("x", view)], None, &plain).unwrap();
     let err = load(&plain).err().unwrap().to_string();
     assert!(err.contains("is not a japanim generator: the file has no metadata"), "{err}");
+}
+
+/// The file with its JSON header rewritten by `edit`.
+fn with_header(bytes: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = edit(std::str::from_utf8(&bytes[8..8 + header_len]).unwrap());
+    let mut patched = (header.len() as u64).to_le_bytes().to_vec();
+    patched.extend_from_slice(header.as_bytes());
+    patched.extend_from_slice(&bytes[8 + header_len..]);
+    patched
+}
+
+#[test]
+fn both_upsampling_layouts_round_trip_and_old_files_load_as_transposed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = frame(20, 12);
+    let mut outputs = Vec::new();
+    for upsampling in [Upsampling::Transposed, Upsampling::Resize] {
+        let config = GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling };
+        let path = dir.path().join(format!("{upsampling}.safetensors"));
+        let model = StyleModel::init(config, 3, "test");
+        model.save(StoredPrecision::F32, &path).unwrap();
+        let before = stylize(model, &input);
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.info().config, config);
+        let names = loaded.variables();
+        let (deconv, resize) =
+            (names.contains_key("up.0.deconv.weight"), names.contains_key("up.0.resize_conv.weight"));
+        assert_eq!((deconv, resize), (upsampling == Upsampling::Transposed, upsampling == Upsampling::Resize));
+        assert_eq!(stylize(loaded, &input), before, "{upsampling}");
+        outputs.push(before);
+    }
+    assert_ne!(outputs[0], outputs[1]);
+
+    // A file written before the key existed: the original layout.
+    let transposed = std::fs::read(dir.path().join("transposed.safetensors")).unwrap();
+    let key = "\"japanim.upsampling\":\"transposed\"";
+    let old = with_header(&transposed, |h| h.replace(&format!("{key},"), "").replace(&format!(",{key}"), ""));
+    assert!(!String::from_utf8_lossy(&old).contains("japanim.upsampling"));
+    let old_path = dir.path().join("old.safetensors");
+    std::fs::write(&old_path, old).unwrap();
+    let loaded = load(&old_path).unwrap();
+    assert_eq!(loaded.info().config.upsampling, Upsampling::Transposed);
+    assert_eq!(stylize(loaded, &input), outputs[0]);
+
+    // An unknown layout, and resize weights claimed to be transposed, are refused by name.
+    let resize = std::fs::read(dir.path().join("resize.safetensors")).unwrap();
+    let unknown = dir.path().join("unknown.safetensors");
+    std::fs::write(&unknown, with_header(&resize, |h| h.replace("\"resize\"", "\"bicubic\""))).unwrap();
+    let err = load(&unknown).err().unwrap().to_string();
+    assert!(err.contains("upsampling 'bicubic' is not one of transposed, resize"), "{err}");
+    let mislabelled = dir.path().join("mislabelled.safetensors");
+    std::fs::write(&mislabelled, with_header(&resize, |h| h.replace("\"resize\"", "\"transposed\""))).unwrap();
+    let err = load(&mislabelled).err().unwrap().to_string();
+    assert!(err.contains("resize_conv") || err.contains("deconv"), "{err}");
+}
+
+#[test]
+fn smoothed_statistics_are_the_same_whole_tiled_and_batched_and_reset_at_a_cut() {
+    use japanim::engine::tiled::{NormStrategy, TileSettings, EXACT_HALO};
+    // A slowly changing shot of three frames, then a cut to a different picture.
+    let base = frame(48, 40);
+    let shifted = |k: u8| Frame {
+        index: u64::from(k),
+        data: base.data.iter().map(|v| v.saturating_add(k * 6)).collect(),
+        ..base.clone()
+    };
+    let cut = Frame { index: 3, data: base.data.iter().map(|v| 255 - v / 3).collect(), ..base.clone() };
+    let frames = [shifted(0), shifted(1), shifted(2), cut];
+    let run = |mut engine: Engine, batch: usize| -> (Vec<Vec<u8>>, Option<u64>) {
+        let mut results = Vec::new();
+        for chunk in frames.chunks(batch) {
+            let refs: Vec<&Frame> = chunk.iter().collect();
+            let mut out = vec![Vec::new(); chunk.len()];
+            tch::no_grad(|| engine.stylize(&refs, &mut out)).unwrap();
+            results.extend(out);
+        }
+        (results, engine.shots())
+    };
+    let exact = TileSettings { max_tile: 32, halo: EXACT_HALO as u32, feather: 0, batch: 1, norm: NormStrategy::Exact };
+    let (plain, _) = run(Engine::new(tiny()), 1);
+    let (whole, shots) = run(Engine::new(tiny()).with_temporal_smoothing(0.8), 1);
+    let (batched, _) = run(Engine::new(tiny()).with_temporal_smoothing(0.8), 3);
+    let (tiled, tiled_shots) = run(Engine::with_tiles(tiny(), exact).with_temporal_smoothing(0.8), 1);
+    assert_eq!((shots, tiled_shots), (Some(2), Some(2)), "the first frame and the cut start shots");
+    let worst = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    for i in 0..frames.len() {
+        assert!(worst(&whole[i], &batched[i]) <= 1, "frame {i}: batching changed the result");
+        assert!(worst(&whole[i], &tiled[i]) <= 1, "frame {i}: exact tiles changed the result");
+    }
+    // A shot's first frame uses its own statistics; later ones differ from their own.
+    assert!(worst(&whole[0], &plain[0]) <= 1 && worst(&whole[3], &plain[3]) <= 1);
+    assert!(worst(&whole[2], &plain[2]) > 1, "the third frame is normalised with the shot's average");
 }

@@ -14,7 +14,7 @@ use japanim::engine::tiles::align4;
 use japanim::engine::Engine;
 use japanim::frame::Frame;
 use japanim::io::raw::parse_size;
-use japanim::model::{GeneratorConfig, StoredPrecision, StyleModel};
+use japanim::model::{GeneratorConfig, StoredPrecision, StyleModel, Upsampling};
 use japanim::stream::StreamOptions;
 
 /// `japanim bench`.
@@ -29,6 +29,9 @@ pub struct BenchArgs {
     /// Residual blocks of the random generator.
     #[arg(long, default_value_t = 8)]
     pub residual_blocks: i64,
+    /// Upsampling of the random generator: transposed or resize.
+    #[arg(long, default_value_t = Upsampling::Transposed)]
+    pub upsampling: Upsampling,
     /// Frame size, WIDTHxHEIGHT.
     #[arg(long, value_parser = parse_size, default_value = "1280x720")]
     pub size: (u32, u32),
@@ -88,6 +91,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let config = japanim::train::TrainConfig {
             base_channels: args.base_channels,
             residual_blocks: args.residual_blocks,
+            upsampling: args.upsampling,
             crop: args.size.0,
             batch: args.batch,
             ..Default::default()
@@ -107,7 +111,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let path = match &args.model {
         Some(path) => path.clone(),
         None => {
-            let config = GeneratorConfig { base_channels: args.base_channels, residual_blocks: args.residual_blocks };
+            let config = GeneratorConfig {
+                base_channels: args.base_channels,
+                residual_blocks: args.residual_blocks,
+                upsampling: args.upsampling,
+            };
             StyleModel::init(config, 0, "bench").save(StoredPrecision::F32, &temp)?;
             temp.clone()
         }
@@ -153,6 +161,7 @@ fn bench_video(args: &BenchArgs, model: &std::path::Path, video: &std::path::Pat
         raw_size: None,
         raw_fps: None,
         raw_output: None,
+        stabilize: 0.0,
         overwrite: true,
         progress: false,
     };

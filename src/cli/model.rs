@@ -6,7 +6,7 @@ use super::say;
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 
-use japanim::model::{self, GeneratorConfig, StoredPrecision, StyleModel};
+use japanim::model::{self, GeneratorConfig, StoredPrecision, StyleModel, Upsampling};
 use japanim::output::PendingFile;
 
 /// `japanim model …`.
@@ -53,6 +53,10 @@ pub struct ModelInitArgs {
     /// Residual blocks (8 in the original).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(i64).range(1..=64))]
     pub residual_blocks: i64,
+    /// How the up blocks double the resolution: transposed (the original) or resize
+    /// (nearest-neighbour then a convolution: no checkerboard grid).
+    #[arg(long, default_value_t = Upsampling::Transposed)]
+    pub upsampling: Upsampling,
     /// Random seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -84,7 +88,11 @@ pub fn run(command: ModelCommand) -> Result<()> {
 
 /// `model init`: an untrained generator, clearly marked so.
 fn init(args: ModelInitArgs) -> Result<()> {
-    let config = GeneratorConfig { base_channels: args.base_channels, residual_blocks: args.residual_blocks };
+    let config = GeneratorConfig {
+        base_channels: args.base_channels,
+        residual_blocks: args.residual_blocks,
+        upsampling: args.upsampling,
+    };
     let description = format!("untrained: random initialisation, seed {}, by `japanim model init`", args.seed);
     let model = StyleModel::init(config, args.seed, &description);
     let pending = PendingFile::new(&args.output, args.overwrite)?;
@@ -104,9 +112,10 @@ fn info(path: &std::path::Path) -> Result<()> {
     let info = model.info();
     say!("file:            {}", path.display())?;
     say!(
-        "architecture:    CartoonGAN generator, {} base channels, {} residual blocks",
+        "architecture:    CartoonGAN generator, {} base channels, {} residual blocks, {} upsampling",
         info.config.base_channels,
-        info.config.residual_blocks
+        info.config.residual_blocks,
+        info.config.upsampling
     )?;
     say!("parameters:      {}", model.parameter_count())?;
     say!("multiply-adds:   {:.3} M per pixel", info.config.macs_per_pixel() / 1e6)?;

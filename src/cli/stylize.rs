@@ -65,6 +65,11 @@ pub struct StylizeArgs {
     /// Format of raw frames on stdout [default: rgb24 for rgb24 input, else y4m].
     #[arg(long, value_enum)]
     pub output_format: Option<RawOutput>,
+    /// Steadier video: each layer's normalisation statistics are a moving average over the
+    /// shot, restarted at cuts; the weight of the past, 0 for off [default: 0.9]. Video and
+    /// raw streams only (images are stylized alone).
+    #[arg(long)]
+    pub stabilize: Option<f64>,
     /// Replace the output if it exists.
     #[arg(long)]
     pub overwrite: bool,
@@ -133,6 +138,7 @@ pub fn run(args: StylizeArgs, progress: bool) -> Result<()> {
             RawOutput::Rgb24 => RawKind::Rgb24,
             RawOutput::Y4m => RawKind::Y4m,
         }),
+        stabilize: args.stabilize.or(section.stabilize).unwrap_or(stylize::DEFAULT_STABILIZE),
         overwrite: args.overwrite,
         progress,
     };

@@ -2,6 +2,7 @@
 //! generator's size grid, batching. Knows tensors and frames, not files or containers.
 
 mod activation;
+pub mod temporal;
 pub mod tiled;
 pub mod tiles;
 
@@ -67,6 +68,8 @@ pub struct Engine {
     /// The batch shape (width, height, frames) whose memory was checked last: checked once,
     /// since after a batch the CUDA caching allocator holds memory that looks used.
     checked: Option<(i64, i64, i64)>,
+    /// Statistics smoothed over time, for the frames of a video (see [`temporal`]).
+    smoother: Option<temporal::StatisticsSmoother>,
 }
 
 /// Largest batch the engine picks by itself ([`Engine::automatic_batch`]).
@@ -118,7 +121,28 @@ pub fn crowds_memory(needed: f64, available: f64) -> bool {
 impl Engine {
     /// An engine that runs whole frames.
     pub fn new(model: StyleModel) -> Self {
-        Self { model, uploads: UploadRing::default(), tiled: None, automatic_tiles: false, checked: None }
+        Self {
+            model,
+            uploads: UploadRing::default(),
+            tiled: None,
+            automatic_tiles: false,
+            checked: None,
+            smoother: None,
+        }
+    }
+
+    /// Normalises each layer of consecutive frames with a moving average of the whole-frame
+    /// statistics over the shot, giving the past `past_weight` (0 < w < 1), instead of each
+    /// frame's own: steadier video. For frames of one video, in order; with tiles, only the
+    /// exact strategies.
+    pub fn with_temporal_smoothing(mut self, past_weight: f64) -> Self {
+        self.smoother = Some(temporal::StatisticsSmoother::new(past_weight));
+        self
+    }
+
+    /// Shots seen so far by the temporal smoothing (None without it).
+    pub fn shots(&self) -> Option<u64> {
+        self.smoother.as_ref().map(temporal::StatisticsSmoother::shots)
     }
 
     /// Lets a whole-frame engine switch to exact tiles of [`AUTOMATIC_TILE`] px (the same
@@ -237,13 +261,18 @@ impl Engine {
         let y = match &mut self.tiled {
             Some(runner) if hp.max(wp) > i64::from(runner.settings().max_tile) => {
                 let frames = (0..n).map(|i| x.f_narrow(0, i, 1)).collect::<Result<Vec<_>, _>>()?;
-                let mut results = runner.run(self.model.generator(), &frames)?;
+                let mut results = runner.run_smoothed(self.model.generator(), &frames, self.smoother.as_mut())?;
                 match results.len() {
                     1 => results.pop().expect("one result"),
                     _ => Tensor::f_cat(&results, 0)?,
                 }
             }
-            _ => self.model.generator().forward(&x)?,
+            _ => match &mut self.smoother {
+                Some(smoother) => {
+                    self.model.generator().forward_with(&x, &mut temporal::SmoothedStatistics(smoother))?
+                }
+                None => self.model.generator().forward(&x)?,
+            },
         };
         // [-1, 1] → u8, in place after the first step (as above).
         let mut y = y.f_narrow(2, 0, hi)?.f_narrow(3, 0, wi)?.f_add_scalar(1.0)?;
@@ -418,7 +447,11 @@ mod tests {
 
     #[test]
     fn the_cpu_runs_one_frame_at_a_time_unless_asked() {
-        let model = StyleModel::init(crate::model::GeneratorConfig { base_channels: 4, residual_blocks: 1 }, 0, "test");
+        let model = StyleModel::init(
+            crate::model::GeneratorConfig { base_channels: 4, residual_blocks: 1, ..Default::default() },
+            0,
+            "test",
+        );
         let engine = Engine::new(model);
         assert_eq!((engine.automatic_batch(1920, 1080), engine.batches_in_flight()), (1, 1));
     }

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use tch::{Device, Kind, TchError, Tensor};
 
 use super::activation::Activation;
+use super::temporal::{normalize_with, StatisticsSmoother};
 use super::tiles::{feather_weight, TilePlan};
 use crate::model::generator::{own_instance_norm, Generator, NormHook, Segment, NORM_EPS};
 
@@ -200,16 +201,6 @@ impl NormHook for TileHook<'_> {
     }
 }
 
-/// InstanceNorm of an N×C×H×W batch with given statistics (`mean`, biased `var`: N×C, f32):
-/// y = x · a + b', with a = weight / √(var + eps) and b' = bias − mean · a.
-fn normalize_with(x: &Tensor, weight: &Tensor, bias: &Tensor, mean: &Tensor, var: &Tensor) -> Result<Tensor, TchError> {
-    let (n, c) = mean.size2()?;
-    let a = weight.f_to_kind(Kind::Float)?.f_view([1, c])?.f_div(&var.f_add_scalar(NORM_EPS)?.f_sqrt()?)?;
-    let b = bias.f_to_kind(Kind::Float)?.f_view([1, c])?.f_sub(&mean.f_mul(&a)?)?;
-    let (a, b) = (a.f_view([n, c, 1, 1])?.f_to_kind(x.kind())?, b.f_view([n, c, 1, 1])?.f_to_kind(x.kind())?);
-    x.f_mul(&a)?.f_add(&b)
-}
-
 /// Normalises with the whole frame's per-channel statistics (`mean`, biased `var`: 1×C, f32).
 struct FrameStatistics {
     mean: Tensor,
@@ -267,13 +258,14 @@ fn exact_tiles(width: i64, height: i64, core: i64) -> Vec<Vec<ExactTile>> {
 /// One frame (1×3×H×W, sides multiples of 4) segment by segment over tiles whose cores are
 /// `core` px (a multiple of 4) with [`EXACT_HALO`] around them, up to `batch` tiles of one
 /// shape per call. The activations between segments are kept in temporary files when
-/// `on_disk`, so memory holds only the tiles being run.
+/// `on_disk`, so memory holds only the tiles being run. With a `smoother`, each layer takes
+/// the smoothed whole-frame statistics instead of the frame's own.
 fn run_exact(
     generator: &Generator,
     frame: &Tensor,
-    core: i64,
-    batch: usize,
+    (core, batch): (i64, usize),
     on_disk: bool,
+    mut smoother: Option<&mut StatisticsSmoother>,
 ) -> Result<Tensor, TchError> {
     let (_, _, height, width) = frame.size4()?;
     let groups = exact_tiles(width, height, core);
@@ -282,7 +274,14 @@ fn run_exact(
     let mut skip: Option<Activation> = None;
     for k in 0..segments {
         // Segment 0 normalises nothing; every later one its input, with the frame's statistics.
-        let (mean, var) = if k == 0 { (Tensor::new(), Tensor::new()) } else { input.mean_var()? };
+        let (mean, var) = match (k, smoother.as_deref_mut()) {
+            (0, _) => (Tensor::new(), Tensor::new()),
+            (_, None) => input.mean_var()?,
+            (_, Some(smoother)) => {
+                let (mean, var) = input.mean_var()?;
+                smoother.smooth(k - 1, &mean, &var)?
+            }
+        };
         let mut hook = FrameStatistics { mean, var };
         let scale_in = width / input.width()?;
         let mut next: Option<(Activation, Option<Activation>)> = None;
@@ -499,6 +498,17 @@ impl TiledRunner {
 
     /// Stylizes padded frames (each 1×3×H×W in [-1, 1], sides multiples of 4).
     pub fn run(&mut self, generator: &Generator, frames: &[Tensor]) -> Result<Vec<Tensor>, TchError> {
+        self.run_smoothed(generator, frames, None)
+    }
+
+    /// [`Self::run`], with each layer's statistics smoothed over time by `smoother` (frames in
+    /// order); only the exact strategies measure whole-frame statistics to smooth.
+    pub fn run_smoothed(
+        &mut self,
+        generator: &Generator,
+        frames: &[Tensor],
+        mut smoother: Option<&mut StatisticsSmoother>,
+    ) -> Result<Vec<Tensor>, TchError> {
         if self.settings.norm.is_exact() {
             let core = exact_core(self.settings.max_tile);
             let batch = self.settings.batch;
@@ -506,9 +516,12 @@ impl TiledRunner {
                 .iter()
                 .map(|frame| {
                     let on_disk = self.exact_on_disk(generator, frame)?;
-                    run_exact(generator, frame, core, batch, on_disk)
+                    run_exact(generator, frame, (core, batch), on_disk, smoother.as_deref_mut())
                 })
                 .collect();
+        }
+        if smoother.is_some() {
+            return Err(TchError::Kind("temporal smoothing needs exact tiles (--tile-norm exact)".into()));
         }
         let mut outputs = frames.iter().map(|f| f.f_zeros_like()).collect::<Result<Vec<_>, _>>()?;
         let (_, _, h, w) = frames[0].size4()?;
@@ -572,13 +585,13 @@ impl TiledRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::GeneratorConfig;
+    use crate::model::{GeneratorConfig, Upsampling};
 
     #[test]
     fn one_tile_with_measured_statistics_is_the_plain_forward() {
         let vs = tch::nn::VarStore::new(Device::Cpu);
         let g = crate::model::with_global_rng(|| {
-            Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1 })
+            Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1, ..Default::default() })
         });
         let x = Tensor::rand([1, 3, 24, 32], (Kind::Float, Device::Cpu)) * 2 - 1;
         let plain = tch::no_grad(|| g.forward(&x)).unwrap();
@@ -597,7 +610,7 @@ mod tests {
         // whole-frame pass, given halos that cover the receptive field.
         let vs = tch::nn::VarStore::new(Device::Cpu);
         let g = crate::model::with_global_rng(|| {
-            Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1 })
+            Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1, ..Default::default() })
         });
         let x = Tensor::rand([1, 3, 24, 160], (Kind::Float, Device::Cpu)) * 2 - 1;
         let plain = tch::no_grad(|| g.forward(&x)).unwrap();
@@ -618,30 +631,33 @@ mod tests {
     fn segment_by_segment_is_the_whole_frame_forward() {
         // Cores of 16 px (far below the receptive field) over a frame they do not divide,
         // two residual blocks (the skip crosses segments), and edge regions only 4 px wide.
-        let vs = tch::nn::VarStore::new(Device::Cpu);
-        let g = crate::model::with_global_rng(|| {
-            Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 2 })
-        });
-        let x = Tensor::rand([1, 3, 36, 84], (Kind::Float, Device::Cpu)) * 2 - 1;
-        let plain = tch::no_grad(|| g.forward(&x)).unwrap();
-        let settings =
-            TileSettings { max_tile: 32, halo: EXACT_HALO as u32, feather: 0, batch: 1, norm: NormStrategy::Exact };
-        // Regions are 24, 32, 32, 32, 28 and 12 px wide and 24, 28 and 12 px high: in each
-        // row the three interior tiles share a shape and run as one batch (or 2 + 1).
-        let groups = exact_tiles(84, 36, exact_core(32));
-        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [1, 3, 1, 1, 1, 3, 1, 1, 1, 3, 1, 1]);
-        // The activations between segments in memory or in temporary files: the same result.
-        for (batch, norm) in
-            [1, 2, 3].into_iter().flat_map(|b| [(b, NormStrategy::Exact), (b, NormStrategy::ExactOnDisk)])
-        {
-            let settings = TileSettings { batch, norm, ..settings };
-            let y = tch::no_grad(|| TiledRunner::new(settings).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
-            assert_eq!(y.size(), plain.size());
-            let diff = (&y - &plain).abs().max().double_value(&[]);
-            assert!(diff < 1e-5, "batch {batch}, {norm:?}: largest difference {diff}");
+        // Both upsampling layouts: the resize layer's nearest-neighbour step must line up
+        // across tile boundaries as the transposed convolution's does.
+        for upsampling in [Upsampling::Transposed, Upsampling::Resize] {
+            let vs = tch::nn::VarStore::new(Device::Cpu);
+            let config = GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling };
+            let g = crate::model::with_global_rng(|| Generator::new(&vs.root(), config));
+            let x = Tensor::rand([1, 3, 36, 84], (Kind::Float, Device::Cpu)) * 2 - 1;
+            let plain = tch::no_grad(|| g.forward(&x)).unwrap();
+            let settings =
+                TileSettings { max_tile: 32, halo: EXACT_HALO as u32, feather: 0, batch: 1, norm: NormStrategy::Exact };
+            // Regions are 24, 32, 32, 32, 28 and 12 px wide and 24, 28 and 12 px high: in each
+            // row the three interior tiles share a shape and run as one batch (or 2 + 1).
+            let groups = exact_tiles(84, 36, exact_core(32));
+            assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [1, 3, 1, 1, 1, 3, 1, 1, 1, 3, 1, 1]);
+            // The activations between segments in memory or in temporary files: the same result.
+            for (batch, norm) in
+                [1, 2, 3].into_iter().flat_map(|b| [(b, NormStrategy::Exact), (b, NormStrategy::ExactOnDisk)])
+            {
+                let settings = TileSettings { batch, norm, ..settings };
+                let y = tch::no_grad(|| TiledRunner::new(settings).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
+                assert_eq!(y.size(), plain.size());
+                let diff = (&y - &plain).abs().max().double_value(&[]);
+                assert!(diff < 1e-5, "{upsampling}, batch {batch}, {norm:?}: largest difference {diff}");
+            }
+            let naive = TileSettings { norm: NormStrategy::Tile, halo: 8, ..settings };
+            let z = tch::no_grad(|| TiledRunner::new(naive).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
+            assert!((&z - &plain).abs().max().double_value(&[]) > 1e-2, "per-tile statistics differ, for contrast");
         }
-        let naive = TileSettings { norm: NormStrategy::Tile, halo: 8, ..settings };
-        let z = tch::no_grad(|| TiledRunner::new(naive).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
-        assert!((&z - &plain).abs().max().double_value(&[]) > 1e-2, "per-tile statistics differ, for contrast");
     }
 }

@@ -9,27 +9,75 @@
 //! | `down.{0,1}.conv_s2`     | conv 3×3 stride 2, C→2C then 2C→4C            |
 //! | `down.{0,1}.conv`, `.norm` | conv 3×3, IN, LeakyReLU                     |
 //! | `res.{i}.conv1`, `.norm1`, `.conv2`, `.norm2` | conv 3×3, IN, LeakyReLU, conv 3×3, IN, + skip |
-//! | `up.{0,1}.deconv`        | transposed conv 3×3 stride 2, 4C→2C then 2C→C |
+//! | `up.{0,1}.deconv`        | `transposed`: transposed conv 3×3 stride 2, 4C→2C then 2C→C |
+//! | `up.{0,1}.resize_conv`   | `resize`: nearest-neighbour ×2, then conv 3×3, 4C→2C then 2C→C |
 //! | `up.{0,1}.conv`, `.norm` | conv 3×3, IN, LeakyReLU                       |
 //! | `conv_out`               | reflect-pad 3, conv 7×7 C→3, tanh             |
 //!
 //! C is `base_channels` (64 in the original), LeakyReLU slope 0.2, InstanceNorm affine with
 //! eps 1e-5. Input and output are RGB in [-1, 1], NCHW, sides multiples of 4.
+//!
+//! The upsampling is a choice ([`Upsampling`]): the original transposed convolutions, or a
+//! nearest-neighbour resize followed by a convolution (Odena et al. 2016, "Deconvolution and
+//! Checkerboard Artifacts"), which cannot leave the 2-/4-px grid that a stride-2 transposed
+//! convolution's uneven kernel overlap paints into every output.
 
 use tch::{nn, TchError, Tensor};
 
-/// Width and depth of a generator; stored in a weights file's metadata.
+/// How the generator's two up blocks double the resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Upsampling {
+    /// Transposed convolution 3×3 stride 2: the original CartoonGAN / JapanimationGAN layout
+    /// (and the one files without an upsampling key were written with).
+    #[default]
+    Transposed,
+    /// Nearest-neighbour ×2, then a 3×3 convolution: no checkerboard grid.
+    Resize,
+}
+
+impl Upsampling {
+    /// Its name in configuration files and weights metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Upsampling::Transposed => "transposed",
+            Upsampling::Resize => "resize",
+        }
+    }
+}
+
+impl std::fmt::Display for Upsampling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Upsampling {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "transposed" => Ok(Upsampling::Transposed),
+            "resize" => Ok(Upsampling::Resize),
+            _ => Err(format!("upsampling '{text}' is not one of transposed, resize")),
+        }
+    }
+}
+
+/// Width, depth and upsampling of a generator; stored in a weights file's metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GeneratorConfig {
     /// Channels of the first layer; the down blocks double it twice (64 → 128 → 256).
     pub base_channels: i64,
     /// Number of residual blocks at the bottleneck (8 in the original).
     pub residual_blocks: i64,
+    /// How the up blocks double the resolution.
+    pub upsampling: Upsampling,
 }
 
 impl Default for GeneratorConfig {
     fn default() -> Self {
-        Self { base_channels: 64, residual_blocks: 8 }
+        Self { base_channels: 64, residual_blocks: 8, upsampling: Upsampling::Transposed }
     }
 }
 
@@ -93,23 +141,38 @@ impl Conv {
     }
 }
 
-/// Transposed convolution 3×3 stride 2 that exactly doubles the size.
+/// The layer that exactly doubles the size in an up block.
 #[derive(Debug)]
-struct Deconv {
-    weight: Tensor,
-    bias: Tensor,
+enum Upsample {
+    /// Transposed convolution 3×3 stride 2 (weight IOHW).
+    Transposed { weight: Tensor, bias: Tensor },
+    /// Nearest-neighbour ×2, then a 3×3 convolution.
+    Resize(Conv),
 }
 
-impl Deconv {
-    fn new(p: nn::Path, cin: i64, cout: i64) -> Self {
-        let config = nn::ConvTransposeConfig { stride: 2, padding: 1, output_padding: 1, ..Default::default() };
-        let deconv = nn::conv_transpose2d(p, cin, cout, 3, config);
-        let bias = deconv.bs.expect("conv_transpose2d is created with a bias");
-        Self { weight: deconv.ws, bias }
+impl Upsample {
+    fn new(p: &nn::Path, cin: i64, cout: i64, upsampling: Upsampling) -> Self {
+        match upsampling {
+            Upsampling::Transposed => {
+                let config = nn::ConvTransposeConfig { stride: 2, padding: 1, output_padding: 1, ..Default::default() };
+                let deconv = nn::conv_transpose2d(p / "deconv", cin, cout, 3, config);
+                let bias = deconv.bs.expect("conv_transpose2d is created with a bias");
+                Upsample::Transposed { weight: deconv.ws, bias }
+            }
+            Upsampling::Resize => Upsample::Resize(Conv::new(p / "resize_conv", cin, cout, 3, 1, false)),
+        }
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        x.f_conv_transpose2d(&like(&self.weight, x)?, Some(&like(&self.bias, x)?), [2], [1], [1], 1, [1])
+        match self {
+            Upsample::Transposed { weight, bias } => {
+                x.f_conv_transpose2d(&like(weight, x)?, Some(&like(bias, x)?), [2], [1], [1], 1, [1])
+            }
+            Upsample::Resize(conv) => {
+                let (_, _, h, w) = x.size4()?;
+                conv.forward(&x.f_upsample_nearest2d([2 * h, 2 * w], Some(2.0), Some(2.0))?)
+            }
+        }
     }
 }
 
@@ -155,7 +218,7 @@ struct ResBlock {
 
 #[derive(Debug)]
 struct UpBlock {
-    deconv: Deconv,
+    upsample: Upsample,
     conv: Conv,
     norm: InstanceNorm,
 }
@@ -220,7 +283,7 @@ impl Generator {
                 let (cin, cout) = (c << (2 - i), c << (1 - i));
                 let b = p / "up" / i;
                 UpBlock {
-                    deconv: Deconv::new(&b / "deconv", cin, cout),
+                    upsample: Upsample::new(&b, cin, cout, config.upsampling),
                     conv: Conv::new(&b / "conv", cout, cout, 3, 1, false),
                     norm: InstanceNorm::new(&b / "norm", cout),
                 }
@@ -286,7 +349,7 @@ impl Generator {
         // The first up block's convolutions, after the residual stack.
         let into_up = |h: &Tensor| -> Result<Segment, TchError> {
             let up = &self.up[0];
-            Ok(Segment { input: up.conv.forward(&up.deconv.forward(h)?)?, skip: None })
+            Ok(Segment { input: up.conv.forward(&up.upsample.forward(h)?)?, skip: None })
         };
         if layer == 0 {
             let h = leaky_relu(&norm(&self.norm_in, hook)?)?;
@@ -320,7 +383,7 @@ impl Generator {
         let u = in_res - 2 * blocks;
         let h = leaky_relu(&norm(&self.up[u].norm, hook)?)?;
         match self.up.get(u + 1) {
-            Some(up) => Ok(Segment { input: up.conv.forward(&up.deconv.forward(&h)?)?, skip: None }),
+            Some(up) => Ok(Segment { input: up.conv.forward(&up.upsample.forward(&h)?)?, skip: None }),
             None => Ok(Segment { input: self.conv_out.forward(&h)?.f_tanh()?, skip: None }),
         }
     }
@@ -355,7 +418,7 @@ mod tests {
     fn output_shape_and_range() {
         let vs = nn::VarStore::new(Device::Cpu);
         let g = crate::model::with_global_rng(|| {
-            Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1 })
+            Generator::new(&vs.root(), GeneratorConfig { base_channels: 4, residual_blocks: 1, ..Default::default() })
         });
         let x = Tensor::rand([2, 3, 12, 20], (Kind::Float, Device::Cpu)) * 2 - 1;
         let y = tch::no_grad(|| g.forward(&x)).unwrap();

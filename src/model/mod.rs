@@ -10,7 +10,7 @@ use std::path::Path;
 
 use tch::{nn::VarStore, Device, Kind};
 
-pub use generator::{Generator, GeneratorConfig};
+pub use generator::{Generator, GeneratorConfig, Upsampling};
 pub use weights::{ModelInfo, StoredPrecision, WeightsError};
 
 /// Serialises seeded initialisations: libtorch has one global random generator per process,

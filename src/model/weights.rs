@@ -2,7 +2,9 @@
 //!
 //! Metadata keys (all strings):
 //! - `japanim.format` = `cartoongan-generator`, `japanim.format_version` = `1`
-//! - `japanim.base_channels`, `japanim.residual_blocks`: the [`GeneratorConfig`]
+//! - `japanim.base_channels`, `japanim.residual_blocks`, `japanim.upsampling`: the
+//!   [`GeneratorConfig`] (`upsampling` is `transposed` or `resize`; files written before it
+//!   existed lack it and are `transposed`)
 //! - `japanim.input` / `japanim.output`: the value convention (RGB, NCHW, [-1, 1])
 //! - `japanim.trained`: `true` for a trained model, `false` for random initialisation
 //! - `japanim.description`: free text (how it was made)
@@ -119,6 +121,7 @@ impl ModelInfo {
             ("japanim.format_version", FORMAT_VERSION.to_string()),
             ("japanim.base_channels", self.config.base_channels.to_string()),
             ("japanim.residual_blocks", self.config.residual_blocks.to_string()),
+            ("japanim.upsampling", self.config.upsampling.name().to_string()),
             ("japanim.input", INPUT_CONVENTION.to_string()),
             ("japanim.output", OUTPUT_CONVENTION.to_string()),
             ("japanim.trained", self.trained.to_string()),
@@ -152,6 +155,10 @@ impl ModelInfo {
         let config = GeneratorConfig {
             base_channels: int("japanim.base_channels", 1024)?,
             residual_blocks: int("japanim.residual_blocks", 64)?,
+            upsampling: match meta.get("japanim.upsampling") {
+                Some(text) => text.parse().map_err(bad)?,
+                None => Default::default(),
+            },
         };
         Ok(Self {
             config,
@@ -256,8 +263,8 @@ pub fn load(vs: &mut VarStore, path: &Path) -> Result<ModelInfo, WeightsError> {
     let bytes = read_file(path)?;
     let info = ModelInfo::from_metadata(path, Some(&metadata_of(&bytes, path)?))?;
     let what = format!(
-        "not part of a generator with {} base channels and {} residual blocks",
-        info.config.base_channels, info.config.residual_blocks
+        "not part of a generator with {} base channels, {} residual blocks and {} upsampling",
+        info.config.base_channels, info.config.residual_blocks, info.config.upsampling
     );
     load_into(&vs.variables(), &bytes, path, "", false, &what)?;
     Ok(info)

@@ -4,9 +4,24 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::abstraction::AbstractionConfig;
 use super::TrainError;
 use crate::device::PrecisionChoice;
+use crate::model::generator::Upsampling;
 use crate::model::GeneratorConfig;
+
+/// What the generator's Gram matrices are pulled towards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StyleTarget {
+    /// Each output towards the anime crop it is batched with (the original).
+    #[default]
+    Pair,
+    /// Every output towards the mean Gram matrix of the training anime set, measured once at
+    /// the start: the style of the set rather than of one random picture, and what
+    /// `japanim eval` measures.
+    Mean,
+}
 
 /// Everything that determines a run. Unset keys take the original JapanimationGAN values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +31,8 @@ pub struct TrainConfig {
     pub base_channels: i64,
     /// Generator residual blocks (8 in the original).
     pub residual_blocks: i64,
+    /// Generator upsampling: `transposed` (the original) or `resize` (no checkerboard grid).
+    pub upsampling: Upsampling,
     /// Discriminator width (32 in the original).
     pub disc_channels: i64,
     /// Side of the square training crops.
@@ -40,14 +57,30 @@ pub struct TrainConfig {
     pub beta1: f64,
     /// Adam β2.
     pub beta2: f64,
+    /// Weight of the generator's adversarial loss (1 in the original).
+    pub adversarial_weight: f64,
     /// ω, the weight of the VGG content loss (10 in the original).
     pub content_weight: f64,
     /// Weight of the Gram-matrix style loss.
     pub style_weight: f64,
+    /// What the style loss compares each output's Gram matrix with.
+    pub style_target: StyleTarget,
     /// Weight of a pixel L1 between output and photo during pre-training only (0 = off, the
     /// original). A little of it teaches the generator to pass its input through in far fewer
     /// steps than the VGG loss alone, which helps short CPU runs.
     pub pretrain_pixel_weight: f64,
+    /// Weight of a pixel L1 between the output and the photo's cartoon abstraction (surface
+    /// smoothing, colour flattening, outlines; see [`super::abstraction`]), in both phases
+    /// (0 = off, the original). It brings the flat, outlined look in a short run.
+    pub abstraction_weight: f64,
+    /// Parameters of that abstraction.
+    pub abstraction: AbstractionConfig,
+    /// Weight of the temporal term (compound regularisation, see [`super::temporal`]):
+    /// stylizing a photo moved by a small random motion must equal moving its stylization
+    /// (0 = off, the original). Costs one more generator pass per step.
+    pub temporal_weight: f64,
+    /// Standard deviation of the noise added to the moved photo (values in [-1, 1]).
+    pub temporal_noise: f64,
     /// Checkpoint every N steps; 0 means at the end of every epoch.
     pub checkpoint_every: u64,
     /// Checkpoints kept (older ones are deleted).
@@ -69,6 +102,7 @@ impl Default for TrainConfig {
         Self {
             base_channels: 64,
             residual_blocks: 8,
+            upsampling: Upsampling::Transposed,
             disc_channels: 32,
             crop: 256,
             batch: 8,
@@ -81,9 +115,15 @@ impl Default for TrainConfig {
             lr_d: 1e-4,
             beta1: 0.5,
             beta2: 0.999,
+            adversarial_weight: 1.0,
             content_weight: 10.0,
             style_weight: 1.0,
+            style_target: StyleTarget::Pair,
             pretrain_pixel_weight: 0.0,
+            abstraction_weight: 0.0,
+            abstraction: AbstractionConfig::default(),
+            temporal_weight: 0.0,
+            temporal_noise: 0.03,
             checkpoint_every: 0,
             keep_checkpoints: 3,
             sample_images: 4,
@@ -97,7 +137,11 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// The generator's architecture.
     pub fn generator(&self) -> GeneratorConfig {
-        GeneratorConfig { base_channels: self.base_channels, residual_blocks: self.residual_blocks }
+        GeneratorConfig {
+            base_channels: self.base_channels,
+            residual_blocks: self.residual_blocks,
+            upsampling: self.upsampling,
+        }
     }
 
     /// Reads a configuration file (unknown keys are errors).
@@ -137,8 +181,24 @@ impl TrainConfig {
                 return bad(format!("{name} {v} must be in [0, 1)"));
             }
         }
-        if self.content_weight < 0.0 || self.style_weight < 0.0 || self.pretrain_pixel_weight < 0.0 {
-            return bad("loss weights must not be negative".into());
+        let weights = [
+            self.adversarial_weight,
+            self.content_weight,
+            self.style_weight,
+            self.pretrain_pixel_weight,
+            self.abstraction_weight,
+            self.temporal_weight,
+            self.temporal_noise,
+        ];
+        if weights.iter().any(|w| !(*w >= 0.0 && w.is_finite())) {
+            return bad("loss weights and temporal_noise must be finite and not negative".into());
+        }
+        let a = &self.abstraction;
+        if !(1..=32).contains(&a.radius) || a.eps <= 0.0 || a.passes > 16 || a.levels > 256 || a.line_sigma <= 0.0 {
+            return bad("abstraction: radius 1–32, eps > 0, passes ≤ 16, levels ≤ 256, line_sigma > 0".into());
+        }
+        if self.abstraction_weight > 0.0 && i64::from(self.crop) < 2 * a.radius + 1 {
+            return bad(format!("crop {} is smaller than the abstraction's box", self.crop));
         }
         if self.keep_checkpoints == 0 {
             return bad("keep_checkpoints must be at least 1".into());

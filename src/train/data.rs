@@ -99,6 +99,13 @@ impl Dataset {
         &photos[..n.min(photos.len())]
     }
 
+    /// Up to `n` training anime images spread evenly over the set, in order.
+    pub fn anime_spread(&self, n: usize) -> Vec<&Path> {
+        let anime = &self.anime[0];
+        let stride = anime.len().div_ceil(n.max(1)).max(1);
+        anime.iter().step_by(stride).map(|(a, _)| a.as_path()).collect()
+    }
+
     /// The batch of `step`: random images, random crops, random flips (training only).
     pub fn batch(&self, split: Split, step: u64, config: &TrainConfig, device: Device) -> Result<Batch, TrainError> {
         self.crops(split, step, config)?.to_batch(device)

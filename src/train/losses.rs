@@ -23,6 +23,13 @@ pub fn gram_l1(generated: &Tensor, style: &Tensor) -> Result<Tensor, TchError> {
     l1(&gram(&generated.f_to_kind(Kind::Float)?)?, &gram(&style.f_to_kind(Kind::Float)?)?)
 }
 
+/// L1 between the Gram matrix of each image of `generated` and one `target` Gram matrix
+/// (C×C, f32).
+pub fn gram_l1_to(generated: &Tensor, target: &Tensor) -> Result<Tensor, TchError> {
+    let grams = gram(&generated.f_to_kind(Kind::Float)?)?;
+    l1(&grams, &target.f_expand_as(&grams)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +50,8 @@ mod tests {
         let b = Tensor::zeros([1, 2, 1, 2], (Kind::Float, tch::Device::Cpu));
         // gram(a) = [[5, 11], [11, 25]] / 4; mean |·| = 52 / 16.
         assert!((gram_l1(&a, &b).unwrap().double_value(&[]) - 52.0 / 16.0).abs() < 1e-6);
+        // Against one target matrix, broadcast over the batch: the same figure.
+        let zero = Tensor::zeros([2, 2], (Kind::Float, tch::Device::Cpu));
+        assert!((gram_l1_to(&a, &zero).unwrap().double_value(&[]) - 52.0 / 16.0).abs() < 1e-6);
     }
 }

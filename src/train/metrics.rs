@@ -32,13 +32,18 @@ pub struct StepMetrics {
     pub content: f64,
     /// Gram style L1 (unweighted).
     pub style: f64,
+    /// Pixel L1 to the photo's cartoon abstraction (unweighted; 0 when off).
+    pub abstraction: f64,
+    /// Temporal (compound regularisation) L1 (unweighted; 0 when off).
+    pub temporal: f64,
     /// G's total loss.
     pub g_total: f64,
     /// Seconds this step took.
     pub seconds: f64,
 }
 
-const STEP_HEADER: &str = "step,epoch,phase,d_loss,d_real,d_fake,d_smooth,g_adv,content,style,g_total,seconds";
+const STEP_HEADER: &str =
+    "step,epoch,phase,d_loss,d_real,d_fake,d_smooth,g_adv,content,style,abstraction,temporal,g_total,seconds";
 const VAL_HEADER: &str = "epoch,step,content,style,g_adv";
 
 /// An append-only CSV file, cut back to a step when a run resumes.
@@ -88,7 +93,11 @@ impl StepMetrics {
     /// (the other terms are not computed then), every term after.
     pub fn scalars(&self) -> Vec<(&'static str, f64)> {
         if self.pretrain {
-            return vec![("train/content", self.content)];
+            return vec![
+                ("train/content", self.content),
+                ("train/abstraction", self.abstraction),
+                ("train/temporal", self.temporal),
+            ];
         }
         vec![
             ("train/d_loss", self.d_loss),
@@ -98,6 +107,8 @@ impl StepMetrics {
             ("train/g_adv", self.g_adv),
             ("train/content", self.content),
             ("train/style", self.style),
+            ("train/abstraction", self.abstraction),
+            ("train/temporal", self.temporal),
             ("train/g_total", self.g_total),
         ]
     }
@@ -105,9 +116,18 @@ impl StepMetrics {
     /// The CSV row.
     pub fn row(&self) -> String {
         let mut s = format!("{},{},{}", self.step, self.epoch, if self.pretrain { "pretrain" } else { "adversarial" });
-        for v in
-            [self.d_loss, self.d_real, self.d_fake, self.d_smooth, self.g_adv, self.content, self.style, self.g_total]
-        {
+        for v in [
+            self.d_loss,
+            self.d_real,
+            self.d_fake,
+            self.d_smooth,
+            self.g_adv,
+            self.content,
+            self.style,
+            self.abstraction,
+            self.temporal,
+            self.g_total,
+        ] {
             let _ = write!(s, ",{v:.6}");
         }
         let _ = write!(s, ",{:.3}", self.seconds);
@@ -146,7 +166,8 @@ pub(crate) fn register_font() {
 /// Draws every loss curve of a run (log scale) into `losses.png`.
 pub fn plot(run: &Path) -> Result<PathBuf, TrainError> {
     register_font();
-    let mut series = read_columns(&run.join("metrics.csv"), 0, &["d_loss", "g_adv", "content", "style"]);
+    let mut series =
+        read_columns(&run.join("metrics.csv"), 0, &["d_loss", "g_adv", "content", "style", "abstraction", "temporal"]);
     for (name, points) in read_columns(&run.join("validation.csv"), 1, &["content", "style"]) {
         series.push((format!("val {name}"), points));
     }

@@ -6,6 +6,7 @@
 //! `losses.png`, `samples/epoch-NNNN.png` and `tensorboard/` (the same losses as TensorBoard
 //! scalars).
 
+pub mod abstraction;
 pub mod adam;
 pub mod checkpoint;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod data;
 pub mod losses;
 pub mod metrics;
 pub mod run;
+pub mod temporal;
 pub mod tensorboard;
 
 pub use config::TrainConfig;

@@ -6,16 +6,18 @@ use std::time::Instant;
 
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
+use super::abstraction::abstraction;
 use super::adam::Adam;
 use super::checkpoint;
-use super::config::TrainConfig;
+use super::config::{StyleTarget, TrainConfig};
 use super::data::{self, Dataset, Split};
-use super::losses::{bce_logits, gram_l1, l1};
+use super::losses::{bce_logits, gram_l1, gram_l1_to, l1};
 use super::metrics::{self, StepMetrics};
+use super::temporal::{temporal_loss, Motion};
 use super::TrainError;
 use crate::device::{self, DeviceChoice};
 use crate::model::discriminator::Discriminator;
-use crate::model::vgg::Vgg;
+use crate::model::vgg::{gram, Vgg};
 use crate::model::weights::{ModelInfo, StoredPrecision};
 use crate::model::{Generator, StyleModel};
 use crate::output::PendingFile;
@@ -167,14 +169,44 @@ fn scalar(t: &Tensor) -> f64 {
     t.double_value(&[])
 }
 
+/// The generator terms both phases share: the pixel L1 to the photo's cartoon abstraction
+/// and the temporal term, each weighted, added to `loss`; their unweighted values go to `m`.
+fn shared_generator_terms(
+    nets: &Nets,
+    photo: &Tensor,
+    fake: &Tensor,
+    config: &TrainConfig,
+    step_number: u64,
+    mut loss: Tensor,
+    m: &mut StepMetrics,
+) -> Result<Tensor, TrainError> {
+    if config.abstraction_weight > 0.0 {
+        let target = tch::no_grad(|| abstraction(photo, &config.abstraction))?;
+        let term = l1(fake, &target)?;
+        m.abstraction = scalar(&term);
+        loss = loss.f_add(&term.f_mul_scalar(config.abstraction_weight)?)?;
+    }
+    if config.temporal_weight > 0.0 {
+        // Drawn from the run's seed and the step alone, so a resumed run draws the same.
+        let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step_number;
+        let shape = photo.size4()?;
+        let motion = Motion::random(seed, [shape.0, shape.1, shape.2, shape.3], config.temporal_noise, photo.device())?;
+        let term = temporal_loss(photo, fake, &motion, |x| nets.generator.forward(x))?;
+        m.temporal = scalar(&term);
+        loss = loss.f_add(&term.f_mul_scalar(config.temporal_weight)?)?;
+    }
+    Ok(loss)
+}
+
 /// One training step; returns its metrics (step and timing filled by the caller).
 fn step(
     nets: &mut Nets,
     vgg: &Vgg,
     batch: &data::Batch,
     config: &TrainConfig,
-    pretrain: bool,
+    (step_number, pretrain): (u64, bool),
     compute: Kind,
+    style_gram: Option<&Tensor>,
 ) -> Result<StepMetrics, TrainError> {
     let mut m = StepMetrics { pretrain, ..Default::default() };
     // Mixed precision: the networks compute in `compute`, weights and losses stay f32.
@@ -191,6 +223,7 @@ fn step(
         if config.pretrain_pixel_weight > 0.0 {
             loss = loss.f_add(&l1(&fake, &batch.photo)?.f_mul_scalar(config.pretrain_pixel_weight)?)?;
         }
+        let loss = shared_generator_terms(nets, &batch.photo, &fake, config, step_number, loss, &mut m)?;
         nets.adam_g.backward_step(&loss)?;
         m.content = scalar(&content);
         m.g_total = scalar(&loss);
@@ -208,14 +241,19 @@ fn step(
     let g_adv = bce_logits(&nets.discriminator.forward(&fake)?, 1.0)?;
     let fake_features = vgg.features(&fake)?;
     let content = l1(&fake_features, &photo_features)?;
-    let style = if config.style_weight > 0.0 {
-        let anime_features = tch::no_grad(|| vgg.features(&batch.anime))?;
-        gram_l1(&fake_features, &anime_features)?
-    } else {
-        Tensor::zeros([], (Kind::Float, fake.device()))
+    let style = match style_gram {
+        _ if config.style_weight == 0.0 => Tensor::zeros([], (Kind::Float, fake.device())),
+        Some(target) => gram_l1_to(&fake_features, target)?,
+        None => {
+            let anime_features = tch::no_grad(|| vgg.features(&batch.anime))?;
+            gram_l1(&fake_features, &anime_features)?
+        }
     };
-    let loss =
-        g_adv.f_add(&content.f_mul_scalar(config.content_weight)?)?.f_add(&style.f_mul_scalar(config.style_weight)?)?;
+    let loss = g_adv
+        .f_mul_scalar(config.adversarial_weight)?
+        .f_add(&content.f_mul_scalar(config.content_weight)?)?
+        .f_add(&style.f_mul_scalar(config.style_weight)?)?;
+    let loss = shared_generator_terms(nets, &batch.photo, &fake, config, step_number, loss, &mut m)?;
     nets.adam_g.backward_step(&loss)?;
     // The discriminator's parameters collected gradients from the generator's step: clear them.
     nets.adam_d.zero_grad();
@@ -230,14 +268,40 @@ fn step(
     Ok(m)
 }
 
+/// The mean Gram matrix (C×C, f32) of the VGG features of up to [`STYLE_SET_IMAGES`]
+/// training anime images, each centre-cropped to the training crop.
+fn style_set_gram(vgg: &Vgg, dataset: &Dataset, config: &TrainConfig, device: Device) -> Result<Tensor, TrainError> {
+    let paths = dataset.anime_spread(STYLE_SET_IMAGES);
+    let mut sum: Option<Tensor> = None;
+    tch::no_grad(|| -> Result<(), TrainError> {
+        for chunk in paths.chunks(config.batch.max(1)) {
+            let crops = chunk
+                .iter()
+                .map(|p| data::load(p).map(|img| data::center_crop(&img, config.crop)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let grams = gram(&vgg.features(&data::to_tensor(&crops, config.crop, device)?)?.f_to_kind(Kind::Float)?)?
+                .f_sum_dim_intlist(&[0i64][..], false, Kind::Float)?;
+            sum = Some(match sum.take() {
+                Some(s) => s.f_add(&grams)?,
+                None => grams,
+            });
+        }
+        Ok(())
+    })?;
+    Ok(sum.expect("a dataset has training anime").f_div_scalar(paths.len() as f64)?)
+}
+
+/// Anime images whose mean Gram matrix is the `mean` style target.
+const STYLE_SET_IMAGES: usize = 256;
+
 /// Validation losses over a few fixed batches: (content, style, adversarial).
 fn validate(
     nets: &Nets,
     vgg: &Vgg,
     dataset: &Dataset,
     config: &TrainConfig,
-    device: Device,
-    compute: Kind,
+    (device, compute): (Device, Kind),
+    style_gram: Option<&Tensor>,
 ) -> Result<(f64, f64, f64), TrainError> {
     let (photos, _) = dataset.counts(Split::Val);
     let batches = photos.div_ceil(config.batch).clamp(1, 4) as u64;
@@ -249,7 +313,10 @@ fn validate(
             let fake = nets.generator.forward(&photo)?;
             let fake_features = vgg.features(&fake)?;
             content += scalar(&l1(&fake_features, &vgg.features(&photo)?)?);
-            style += scalar(&gram_l1(&fake_features, &vgg.features(&anime)?)?);
+            style += scalar(&match style_gram {
+                Some(target) => gram_l1_to(&fake_features, target)?,
+                None => gram_l1(&fake_features, &vgg.features(&anime)?)?,
+            });
             adv += scalar(&bce_logits(&nets.discriminator.forward(&fake)?, 1.0)?);
         }
         Ok(())
@@ -305,6 +372,10 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
         create_run(&options.run, &config)?;
     }
     let mut nets = Nets::new(&config, device);
+    let style_gram = match config.style_target {
+        StyleTarget::Mean => Some(style_set_gram(&vgg, &dataset, &config, device)?),
+        StyleTarget::Pair => None,
+    };
 
     let (photos, anime) = dataset.counts(Split::Train);
     let per_epoch =
@@ -365,7 +436,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
             let t0 = Instant::now();
             let crops = batches.recv().map_err(|_| TrainError::Run("the data loader stopped".into()))??;
             let batch = crops.to_batch(device)?;
-            let mut m = step(&mut nets, &vgg, &batch, &config, s <= pretrain_steps, compute)?;
+            let mut m = step(&mut nets, &vgg, &batch, &config, (s, s <= pretrain_steps), compute, style_gram.as_ref())?;
             m.step = s;
             m.epoch = (s - 1) / per_epoch + 1;
             m.seconds = t0.elapsed().as_secs_f64();
@@ -379,7 +450,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
                 last_checkpoint = nets.checkpoint(&options.run, s, config.keep_checkpoints)?;
             }
             if s % per_epoch == 0 {
-                let (content, style, adv) = validate(&nets, &vgg, dataset, &config, device, compute)?;
+                let (content, style, adv) =
+                    validate(&nets, &vgg, dataset, &config, (device, compute), style_gram.as_ref())?;
                 val_log.append(&format!("{},{s},{content:.6},{style:.6},{adv:.6}", m.epoch))?;
                 board.scalars(s, &[("val/content", content), ("val/style", style), ("val/g_adv", adv)])?;
                 sample_grid(
@@ -437,7 +509,7 @@ pub fn benchmark_steps(config: &TrainConfig, steps: usize, device: Device, compu
     for i in 0..=steps {
         let batch = data::Batch { photo: random()?, anime: random()?, smooth: random()? };
         let start = Instant::now();
-        step(&mut nets, &vgg, &batch, config, false, compute)?;
+        step(&mut nets, &vgg, &batch, config, (i as u64 + 1, false), compute, None)?;
         if let Device::Cuda(n) = device {
             tch::Cuda::synchronize(n as i64);
         }
