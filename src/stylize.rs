@@ -149,13 +149,10 @@ fn stream_engine(job: &StylizeJob) -> Result<Engine, Error> {
     if job.stabilize >= 1.0 || job.stabilize.is_nan() {
         return Err(invalid(format!("--stabilize {} must be from 0 (off) to below 1", job.stabilize)));
     }
-    if let Some(tiles) = &job.tiles {
-        if !tiles.norm.is_exact() {
-            return Err(invalid(format!(
-                "--stabilize needs whole frames or exact tiles, not --tile-norm {:?}: pass --stabilize 0 to turn it off",
-                tiles.norm
-            )));
-        }
+    if let Some(tiles) = job.tiles.as_ref().filter(|t| !t.norm.is_exact()) {
+        // Only whole frames and exact tiles measure the whole-frame statistics to smooth.
+        tracing::warn!("--tile-norm {:?} measures no whole-frame statistics: no temporal smoothing", tiles.norm);
+        return Ok(engine);
     }
     tracing::info!("normalisation statistics smoothed over each shot (past weight {})", job.stabilize);
     Ok(engine.with_temporal_smoothing(job.stabilize))

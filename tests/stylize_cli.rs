@@ -328,3 +328,22 @@ fn bench_times_the_engine_stream_against_the_bare_generator() {
     let out = run(japanim().args(["bench", "--size", "40x24", "--in-flight", "0"]));
     assert!(!out.status.success() && stderr(&out).contains("--in-flight"), "{}", stderr(&out));
 }
+
+#[test]
+fn stabilize_smooths_later_frames_only_and_checks_its_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let (w, h) = (24u32, 10u32);
+    // One shot: the same picture, a little brighter each frame.
+    let frame = |k: u8| pattern(w, h, 0).into_iter().map(|v| v.saturating_add(4 * k)).collect::<Vec<u8>>();
+    let input: Vec<u8> = (0..3).flat_map(frame).collect();
+    let plain = pipe(&["--size", "24x10", "--stabilize", "0"], &model, &input);
+    let smoothed = pipe(&["--size", "24x10"], &model, &input);
+    assert!(plain.status.success() && smoothed.status.success(), "{}", stderr(&smoothed));
+    let len = (w * h * 3) as usize;
+    assert_eq!(plain.stdout[..len], smoothed.stdout[..len], "a shot's first frame takes its own statistics");
+    assert_ne!(plain.stdout[2 * len..], smoothed.stdout[2 * len..], "later frames take the shot's average");
+    let bad = pipe(&["--size", "24x10", "--stabilize", "1.5"], &model, &input);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--stabilize 1.5 must be from 0 (off) to below 1"), "{}", stderr(&bad));
+}

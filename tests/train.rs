@@ -313,3 +313,39 @@ fn bad_datasets_and_missing_vgg_are_named_leaving_no_run() {
         assert!(!dir.path().join(run).exists(), "{run}");
     }
 }
+
+#[test]
+fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data);
+    let config = TrainConfig {
+        upsampling: japanim::model::Upsampling::Resize,
+        abstraction_weight: 2.0,
+        temporal_weight: 1.0,
+        style_target: train::config::StyleTarget::Mean,
+        adversarial_weight: 0.5,
+        ..tiny_config(&vgg_file(dir.path()))
+    };
+    let (whole, parts) = (dir.path().join("whole"), dir.path().join("parts"));
+    train::train(&options(&data, &whole, Some(config.clone()), false, None)).unwrap();
+    train::train(&options(&data, &parts, Some(config.clone()), false, Some(4))).unwrap();
+    train::train(&options(&data, &parts, None, true, None)).unwrap();
+    let a = tensors(&whole.join("checkpoints/ckpt-00000006.safetensors"));
+    let b = tensors(&parts.join("checkpoints/ckpt-00000006.safetensors"));
+    assert!(a.iter().zip(&b).all(|(x, y)| x == y), "the random motions and the style target repeat on resume");
+    let metrics = std::fs::read_to_string(whole.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for row in metrics.lines().skip(1) {
+        let values: Vec<f64> = row.split(',').skip(3).map(|v| v.parse().unwrap()).collect();
+        let value = |name: &str| values[column(name) - 3];
+        assert!(value("abstraction") > 0.0 && value("temporal") > 0.0, "{row}");
+        assert!(values.iter().all(|v| v.is_finite()), "{row}");
+    }
+    // The exported model keeps its upsampling.
+    let model = dir.path().join("g.safetensors");
+    train::export(&whole, &model, japanim::model::StoredPrecision::F32, false).unwrap();
+    let loaded = japanim::model::StyleModel::load(&model, Device::Cpu, Kind::Float).unwrap();
+    assert_eq!(loaded.info().config.upsampling, japanim::model::Upsampling::Resize);
+}
