@@ -349,3 +349,16 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
     let loaded = japanim::model::StyleModel::load(&model, Device::Cpu, Kind::Float).unwrap();
     assert_eq!(loaded.info().config.upsampling, japanim::model::Upsampling::Resize);
 }
+
+#[test]
+fn the_shipped_training_configurations_parse_and_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let files = [root.join("train-default-narrow.toml"), root.join("experiments/abstraction-temporal-narrow.toml")];
+    for file in &files {
+        let config = TrainConfig::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        config.validate().unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+    let experiment = TrainConfig::read(&files[1]).unwrap();
+    assert_eq!(experiment.upsampling, japanim::model::Upsampling::Resize);
+    assert!(experiment.abstraction_weight > 0.0 && experiment.temporal_weight > 0.0);
+}

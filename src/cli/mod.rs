@@ -60,7 +60,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Write the generator of a training run as a weights file for `stylize`.
     Export(train::ExportArgs),
-    /// Measure how much content models keep and how much style they add, on a photo set.
+    /// Measure how much content models keep, how much style they add and their look (flat
+    /// share, grid score) on a photo set; or, with --video, how much a stylized video flickers.
     Eval(eval::EvalArgs),
     /// Measure throughput: the generator alone, the whole engine stream, a video pipeline,
     /// or training steps.

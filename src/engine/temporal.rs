@@ -55,7 +55,7 @@ impl StatisticsSmoother {
             let (m, v) = (mean.f_narrow(0, i, 1)?, var.f_narrow(0, i, 1)?);
             if layer == 0 {
                 let cut = match &self.state[0] {
-                    Some((pm, pv)) => jumped(pm, pv, &m, &v)?,
+                    Some((pm, pv)) => statistics_jumped(pm, pv, &m, &v)?,
                     None => true,
                 };
                 self.cuts += u64::from(cut);
@@ -80,8 +80,9 @@ impl StatisticsSmoother {
     }
 }
 
-/// Whether statistics moved more than [`CUT_THRESHOLD`] of their spread.
-fn jumped(prev_mean: &Tensor, prev_var: &Tensor, mean: &Tensor, var: &Tensor) -> Result<bool, TchError> {
+/// Whether per-channel statistics moved more than [`CUT_THRESHOLD`] of their spread: the
+/// mean channel shift, or the mean relative change of the spread (a cut).
+pub fn statistics_jumped(prev_mean: &Tensor, prev_var: &Tensor, mean: &Tensor, var: &Tensor) -> Result<bool, TchError> {
     let spread = prev_var.f_add_scalar(NORM_EPS)?.f_sqrt()?;
     let shift = mean.f_sub(prev_mean)?.f_abs()?.f_div(&spread)?.f_mean(Kind::Float)?.double_value(&[]);
     let change = var

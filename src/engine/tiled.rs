@@ -23,9 +23,9 @@ use std::collections::HashMap;
 use tch::{Device, Kind, TchError, Tensor};
 
 use super::activation::Activation;
-use super::temporal::{normalize_with, StatisticsSmoother};
+use super::temporal::{normalize_with, statistics_jumped, StatisticsSmoother};
 use super::tiles::{feather_weight, TilePlan};
-use crate::model::generator::{own_instance_norm, Generator, NormHook, Segment, NORM_EPS};
+use crate::model::generator::{own_instance_norm, Generator, NormHook, Segment};
 
 /// How tiles are normalised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -142,22 +142,12 @@ fn finish(moments: Vec<Option<Moments>>) -> Result<FrameStats, TchError> {
     moments.into_iter().map(|m| m.expect("every layer saw every tile").mean_var()).collect()
 }
 
-/// Whether any frame's first-layer statistics moved by more than a quarter of their spread
-/// between the statistics used and those measured.
+/// Whether any frame's first-layer statistics moved between the statistics used and those
+/// measured as far as a cut moves them ([`statistics_jumped`]).
 fn cut_between(used: &[FrameStats], measured: &[FrameStats]) -> Result<bool, TchError> {
     for (u, m) in used.iter().zip(measured) {
         let ((um, uv), (mm, mv)) = (&u[0], &m[0]);
-        let spread = uv.f_add_scalar(NORM_EPS)?.f_sqrt()?;
-        let mean_shift = mm.f_sub(um)?.f_abs()?.f_div(&spread)?.f_mean(Kind::Float)?.double_value(&[]);
-        let spread_change = mv
-            .f_add_scalar(NORM_EPS)?
-            .f_sqrt()?
-            .f_div(&spread)?
-            .f_sub_scalar(1.0)?
-            .f_abs()?
-            .f_mean(Kind::Float)?
-            .double_value(&[]);
-        if mean_shift > 0.25 || spread_change > 0.25 {
+        if statistics_jumped(um, uv, mm, mv)? {
             return Ok(true);
         }
     }

@@ -90,27 +90,29 @@ pub fn validation_log(run: &Path, keep_through: Option<u64>) -> Result<CsvLog, T
 
 impl StepMetrics {
     /// The loss terms as TensorBoard scalars: the content loss alone while pre-training
-    /// (the other terms are not computed then), every term after.
+    /// (the other terms are not computed then), every term after; the abstraction and
+    /// temporal terms in both phases where the run uses them (they are 0 when off).
     pub fn scalars(&self) -> Vec<(&'static str, f64)> {
-        if self.pretrain {
-            return vec![
+        let mut scalars = if self.pretrain {
+            vec![("train/content", self.content)]
+        } else {
+            vec![
+                ("train/d_loss", self.d_loss),
+                ("train/d_real", self.d_real),
+                ("train/d_fake", self.d_fake),
+                ("train/d_smooth", self.d_smooth),
+                ("train/g_adv", self.g_adv),
                 ("train/content", self.content),
-                ("train/abstraction", self.abstraction),
-                ("train/temporal", self.temporal),
-            ];
+                ("train/style", self.style),
+                ("train/g_total", self.g_total),
+            ]
+        };
+        for (tag, value) in [("train/abstraction", self.abstraction), ("train/temporal", self.temporal)] {
+            if value != 0.0 {
+                scalars.push((tag, value));
+            }
         }
-        vec![
-            ("train/d_loss", self.d_loss),
-            ("train/d_real", self.d_real),
-            ("train/d_fake", self.d_fake),
-            ("train/d_smooth", self.d_smooth),
-            ("train/g_adv", self.g_adv),
-            ("train/content", self.content),
-            ("train/style", self.style),
-            ("train/abstraction", self.abstraction),
-            ("train/temporal", self.temporal),
-            ("train/g_total", self.g_total),
-        ]
+        scalars
     }
 
     /// The CSV row.
