@@ -399,20 +399,18 @@ type Sample = [(usize, f64); 4];
 /// Calls `f(i, sample)` for each pixel `i` whose shifted position `p + shift` lies inside the
 /// frame.
 fn for_each_warped(width: usize, height: usize, shift: (f64, f64), mut f: impl FnMut(usize, Sample)) {
-    for y in 0..height {
-        let sy = y as f64 + shift.1;
-        if sy < 0.0 || sy > (height - 1) as f64 {
-            continue;
+    // The two neighbours along one axis and the weight of the second, inside the frame only.
+    let neighbours = |position: f64, len: usize| -> Option<(usize, usize, f64)> {
+        if position < 0.0 || position > (len - 1) as f64 {
+            return None;
         }
-        let (y0, fy) = (sy.floor() as usize, sy - sy.floor());
-        let y1 = (y0 + 1).min(height - 1);
+        let low = position.floor() as usize;
+        Some((low, (low + 1).min(len - 1), position - position.floor()))
+    };
+    for y in 0..height {
+        let Some((y0, y1, fy)) = neighbours(y as f64 + shift.1, height) else { continue };
         for x in 0..width {
-            let sx = x as f64 + shift.0;
-            if sx < 0.0 || sx > (width - 1) as f64 {
-                continue;
-            }
-            let (x0, fx) = (sx.floor() as usize, sx - sx.floor());
-            let x1 = (x0 + 1).min(width - 1);
+            let Some((x0, x1, fx)) = neighbours(x as f64 + shift.0, width) else { continue };
             let sample = [
                 (y0 * width + x0, (1.0 - fx) * (1.0 - fy)),
                 (y0 * width + x1, fx * (1.0 - fy)),

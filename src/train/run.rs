@@ -241,13 +241,10 @@ fn step(
     let g_adv = bce_logits(&nets.discriminator.forward(&fake)?, 1.0)?;
     let fake_features = vgg.features(&fake)?;
     let content = l1(&fake_features, &photo_features)?;
-    let style = match style_gram {
-        _ if config.style_weight == 0.0 => Tensor::zeros([], (Kind::Float, fake.device())),
-        Some(target) => gram_l1_to(&fake_features, target)?,
-        None => {
-            let anime_features = tch::no_grad(|| vgg.features(&batch.anime))?;
-            gram_l1(&fake_features, &anime_features)?
-        }
+    let style = if config.style_weight > 0.0 {
+        style_loss(vgg, &fake_features, &batch.anime, style_gram)?
+    } else {
+        Tensor::zeros([], (Kind::Float, fake.device()))
     };
     let loss = g_adv
         .f_mul_scalar(config.adversarial_weight)?
@@ -266,6 +263,20 @@ fn step(
     m.style = scalar(&style);
     m.g_total = scalar(&loss);
     Ok(m)
+}
+
+/// The Gram L1 of generated features: towards the style set's mean Gram matrix where the run
+/// has one (`style_target = "mean"`), else each towards its batch's anime image.
+fn style_loss(
+    vgg: &Vgg,
+    fake_features: &Tensor,
+    anime: &Tensor,
+    style_gram: Option<&Tensor>,
+) -> Result<Tensor, TrainError> {
+    Ok(match style_gram {
+        Some(target) => gram_l1_to(fake_features, target)?,
+        None => gram_l1(fake_features, &tch::no_grad(|| vgg.features(anime))?)?,
+    })
 }
 
 /// The mean Gram matrix (C×C, f32) of the VGG features of up to [`STYLE_SET_IMAGES`]
@@ -313,10 +324,7 @@ fn validate(
             let fake = nets.generator.forward(&photo)?;
             let fake_features = vgg.features(&fake)?;
             content += scalar(&l1(&fake_features, &vgg.features(&photo)?)?);
-            style += scalar(&match style_gram {
-                Some(target) => gram_l1_to(&fake_features, target)?,
-                None => gram_l1(&fake_features, &vgg.features(&anime)?)?,
-            });
+            style += scalar(&style_loss(vgg, &fake_features, &anime, style_gram)?);
             adv += scalar(&bce_logits(&nets.discriminator.forward(&fake)?, 1.0)?);
         }
         Ok(())
