@@ -24,6 +24,9 @@ pub struct EvalFigures {
     pub content_l1: f64,
     /// Mean Gram L1 between outputs and the style set (lower is closer to the style).
     pub style_distance: f64,
+    /// Gram L1 between the outputs' mean Gram matrix and the style set's: the set of outputs
+    /// against the set of style images, rather than each output against the set's average.
+    pub set_style_distance: f64,
     /// Mean share of flat pixels of the outputs ([`crate::look::flat_share`]; cartoons are
     /// flatter than photos).
     pub flat_share: f64,
@@ -41,6 +44,17 @@ pub struct EvalReport {
     pub style_images: usize,
     /// Gram L1 between the unchanged photos and the style set.
     pub input_style_distance: f64,
+    /// Mean Gram L1 of the style images themselves to the set's mean (each image counts in
+    /// the mean, so this is a little low): how close "as cartoon as the set" is.
+    pub style_self_distance: f64,
+    /// Mean share of flat pixels of the style images, at the size their Gram matrices are
+    /// taken.
+    pub style_flat_share: f64,
+    /// Mean-Gram L1 between the unchanged photos and the style set.
+    pub input_set_style_distance: f64,
+    /// Mean-Gram L1 between two halves of the style set (every other image): the floor a
+    /// set of outputs as cartoon as the set would reach.
+    pub style_halves_distance: f64,
     /// Mean share of flat pixels of the photos, as scaled for the models.
     pub input_flat_share: f64,
     /// Mean grid-artefact score of the photos, as scaled for the models.
@@ -107,36 +121,64 @@ pub fn evaluate(
             });
         }
         let style_gram = style_gram.expect("at least one style image") / style_paths.len() as f64;
+        // Second pass: each style image against the mean (keeping all the matrices would
+        // take 1 MB each).
+        let (mut self_distance, mut style_flat) = (0.0, 0.0);
+        let mut halves: [Option<Tensor>; 2] = [None, None];
+        for (i, path) in style_paths.iter().enumerate() {
+            let frame = load_scaled(path, 256)?;
+            let f = vgg.features(&to_input(&frame)?).map_err(crate::engine::EngineError::from)?;
+            let g = gram(&f).map_err(crate::engine::EngineError::from)?;
+            self_distance += mean_l1(&g, &style_gram);
+            style_flat += look::flat_share(&frame.data, frame.width, frame.height);
+            add_to(&mut halves[i % 2], g);
+        }
+        let style_halves_distance = match halves {
+            [Some(a), Some(b)] => {
+                let (na, nb) = (style_paths.len().div_ceil(2) as f64, (style_paths.len() / 2) as f64);
+                mean_l1(&(a / na), &(b / nb))
+            }
+            _ => f64::NAN,
+        };
         let frames: Vec<_> = photo_paths.iter().map(|p| load_scaled(p, max_side)).collect::<Result<_, _>>()?;
         let mut input_distance = 0.0;
         let mut input_features = Vec::new();
+        let mut input_sum = None;
         let (input_flat, input_grid) = look_of(&frames);
         for frame in &frames {
             let f = vgg.features(&to_input(frame)?).map_err(crate::engine::EngineError::from)?;
-            input_distance += mean_l1(&gram(&f).map_err(crate::engine::EngineError::from)?, &style_gram);
+            let g = gram(&f).map_err(crate::engine::EngineError::from)?;
+            input_distance += mean_l1(&g, &style_gram);
+            add_to(&mut input_sum, g);
             input_features.push(f);
         }
+        let n = frames.len() as f64;
+        let input_set_style_distance = mean_l1(&(input_sum.expect("at least one photo") / n), &style_gram);
         let mut results = Vec::new();
         for model_path in models {
             let mut engine = Engine::new(StyleModel::load(model_path, Device::Cpu, Kind::Float)?);
             let (mut content, mut distance) = (0.0, 0.0);
             let (mut flat, mut grid) = (0.0, 0.0);
+            let mut output_sum = None;
             for (frame, input_f) in frames.iter().zip(&input_features) {
                 let mut out = vec![Vec::new()];
                 engine.stylize(&[frame], &mut out)?;
                 let styled = crate::frame::Frame { data: out.remove(0), ..frame.clone() };
                 let f = vgg.features(&to_input(&styled)?).map_err(crate::engine::EngineError::from)?;
                 content += mean_l1(&f, input_f);
-                distance += mean_l1(&gram(&f).map_err(crate::engine::EngineError::from)?, &style_gram);
+                let g = gram(&f).map_err(crate::engine::EngineError::from)?;
+                distance += mean_l1(&g, &style_gram);
+                add_to(&mut output_sum, g);
                 flat += look::flat_share(&styled.data, styled.width, styled.height);
                 grid += look::grid_score(&styled.data, styled.width, styled.height);
             }
-            let n = frames.len() as f64;
+            let set_style_distance = mean_l1(&(output_sum.expect("at least one photo") / n), &style_gram);
             results.push((
                 model_path.clone(),
                 EvalFigures {
                     content_l1: content / n,
                     style_distance: distance / n,
+                    set_style_distance,
                     flat_share: flat / n,
                     grid_score: grid / n,
                 },
@@ -146,11 +188,23 @@ pub fn evaluate(
             photos: frames.len(),
             style_images: style_paths.len(),
             input_style_distance: input_distance / frames.len() as f64,
+            style_self_distance: self_distance / style_paths.len() as f64,
+            style_flat_share: style_flat / style_paths.len() as f64,
+            input_set_style_distance,
+            style_halves_distance,
             input_flat_share: input_flat,
             input_grid_score: input_grid,
             models: results,
         })
     })
+}
+
+/// Adds `value` to a running sum that starts empty.
+fn add_to(sum: &mut Option<Tensor>, value: Tensor) {
+    *sum = Some(match sum.take() {
+        Some(s) => s + value,
+        None => value,
+    });
 }
 
 /// Mean flat share and mean grid score of frames, each measured at its own size.

@@ -16,7 +16,7 @@ use crate::frame::FrameSink;
 use crate::io::colour::{Chroma, Range};
 use crate::io::image::{is_image_path, list_images, read_image, write_image, IMAGE_EXTENSIONS};
 use crate::io::raw::{RawFormat, RawKind, RawReader, RawSink, RawSource, RawWriter};
-use crate::model::StyleModel;
+use crate::model::ModelSource;
 use crate::output::PendingFile;
 use crate::stream::{self, StreamOptions};
 use crate::Error;
@@ -29,7 +29,7 @@ pub struct StylizeJob {
     /// Output path, or `-` for raw frames on stdout.
     pub output: PathBuf,
     /// Generator weights.
-    pub model: PathBuf,
+    pub model: ModelSource,
     /// Device choice.
     pub device: DeviceChoice,
     /// Precision choice.
@@ -50,6 +50,8 @@ pub struct StylizeJob {
     /// Temporal smoothing of the normalisation statistics for video and raw streams: the weight
     /// of the past in the moving average (0: off; see [`crate::engine::temporal`]).
     pub stabilize: f64,
+    /// Fail on the first damaged video frame or packet instead of concealing and counting.
+    pub strict_decode: bool,
     /// Replace existing outputs.
     pub overwrite: bool,
     /// Show progress.
@@ -172,11 +174,11 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
     if job.precision == PrecisionChoice::Auto && device == tch::Device::Cpu && device::cpu_has_bf16() {
         tracing::info!("this CPU has bf16 instructions: --precision bf16 is about 1.7x faster (53 dB from f32)");
     }
-    let model = StyleModel::load(&job.model, device, kind)?;
+    let model = job.model.load(device, kind)?;
     let info = model.info();
     tracing::info!(
         "model {} ({} base channels, {} residual blocks, {:.2} M parameters) on {device:?} as {kind:?}",
-        job.model.display(),
+        job.model,
         info.config.base_channels,
         info.config.residual_blocks,
         model.parameter_count() as f64 / 1e6
@@ -184,7 +186,7 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
     if !info.trained {
         tracing::warn!(
             "model {} is untrained (random weights): the output shows the pipeline working, not a style",
-            job.model.display()
+            job.model
         );
     }
     let Some(request) = &job.tiles else { return Ok(Engine::new(model).with_automatic_tiles()) };
@@ -228,7 +230,8 @@ fn stylize_image_file(engine: &mut Engine, input: &Path, pending: PendingFile) -
     let frame = read_image(input)?;
     let mut out = vec![Vec::new()];
     tch::no_grad(|| engine.stylize(&[&frame], &mut out))?;
-    write_image(&crate::frame::Frame { data: out.remove(0), ..frame }, pending.temp_path())?;
+    write_image(&crate::frame::Frame { data: out.remove(0), ..frame }, pending.temp_path())
+        .map_err(|e| e.naming(pending.destination()))?;
     Ok(pending.commit()?)
 }
 
@@ -255,11 +258,30 @@ fn run_folder(job: &StylizeJob) -> Result<Summary, Error> {
     let mut engine = load_engine(job)?;
     let bar =
         if job.progress { indicatif::ProgressBar::new(pairs.len() as u64) } else { indicatif::ProgressBar::hidden() };
+    // One bad image must not cost the others: each failure is named as it happens and
+    // counted, and the run fails at the end if any image failed.
+    let mut failures: Vec<String> = Vec::new();
     for (image, destination) in &pairs {
-        stylize_image_file(&mut engine, image, PendingFile::new(destination, true)?)?;
+        let result = PendingFile::new(destination, true)
+            .map_err(Error::from)
+            .and_then(|pending| stylize_image_file(&mut engine, image, pending));
+        if let Err(e) = result {
+            bar.suspend(|| tracing::error!("{e}"));
+            failures.push(e.to_string());
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if let Some(first) = failures.first() {
+        return Err(invalid(format!(
+            "{} of {} images in {} failed (the other {} were written to {}); the first: {first}",
+            failures.len(),
+            pairs.len(),
+            job.input.display(),
+            pairs.len() - failures.len(),
+            job.output.display()
+        )));
+    }
     Ok(Summary {
         frames: pairs.len() as u64,
         elapsed: start.elapsed(),
@@ -325,7 +347,7 @@ fn run_stdin(job: &StylizeJob) -> Result<Summary, Error> {
         Destination::Stdout => {
             stdout_sink(job, format.width, format.height, format.fps, format.kind, format.chroma, format.range)
         }
-        Destination::File(pending) => video_sink_for_raw(pending.temp_path(), &format, job)?,
+        Destination::File(pending) => video_sink_for_raw(pending, &format, job)?,
     };
     let mut engine = stream_engine(job)?;
     let batch = stream_batch(job, &engine, format.width, format.height);
@@ -335,7 +357,11 @@ fn run_stdin(job: &StylizeJob) -> Result<Summary, Error> {
 }
 
 #[cfg(feature = "video")]
-fn video_sink_for_raw(path: &Path, format: &RawFormat, job: &StylizeJob) -> Result<Box<dyn FrameSink>, Error> {
+fn video_sink_for_raw(
+    pending: &PendingFile,
+    format: &RawFormat,
+    job: &StylizeJob,
+) -> Result<Box<dyn FrameSink>, Error> {
     use crate::io::video::{ColourDescription, VideoFormat, VideoSink};
     use ffmpeg_next::Rational;
     let (num, den) = format.fps.ok_or_else(|| {
@@ -350,12 +376,17 @@ fn video_sink_for_raw(path: &Path, format: &RawFormat, job: &StylizeJob) -> Resu
         copied: Vec::new(),
         metadata: Vec::new(),
         frames: None,
+        display_matrix: None,
     };
-    Ok(Box::new(VideoSink::create(path, &video, &job.encoder)?))
+    Ok(Box::new(VideoSink::create_as(pending.temp_path(), pending.destination(), &video, &job.encoder)?))
 }
 
 #[cfg(not(feature = "video"))]
-fn video_sink_for_raw(_path: &Path, _format: &RawFormat, _job: &StylizeJob) -> Result<Box<dyn FrameSink>, Error> {
+fn video_sink_for_raw(
+    _pending: &PendingFile,
+    _format: &RawFormat,
+    _job: &StylizeJob,
+) -> Result<Box<dyn FrameSink>, Error> {
     Err(no_video_feature())
 }
 
@@ -373,8 +404,14 @@ fn run_video(_job: &StylizeJob) -> Result<Summary, Error> {
 fn run_video(job: &StylizeJob) -> Result<Summary, Error> {
     use crate::io::video::{VideoSink, VideoSource};
     let to_stdout = is_dash(&job.output);
-    let source = VideoSource::open(&job.input, !to_stdout)?;
+    let source = VideoSource::open(&job.input, !to_stdout)?.strict(job.strict_decode);
     let format = source.format().clone();
+    if let Some(degrees) = format.rotation().filter(|d| d.abs() > 0.01) {
+        tracing::info!(
+            "{}: the stream asks players to rotate it by {degrees:.0}°: frames are stylized as stored and the output keeps the rotation",
+            job.input.display()
+        );
+    }
     let destination = destination(job)?;
     let sink: Box<dyn FrameSink> = match &destination {
         Destination::Stdout => {
@@ -383,7 +420,9 @@ fn run_video(job: &StylizeJob) -> Result<Summary, Error> {
                 .then(|| (rate.numerator() as u32, rate.denominator() as u32));
             stdout_sink(job, format.width, format.height, fps, RawKind::Y4m, Chroma::C420, Range::Limited)
         }
-        Destination::File(pending) => Box::new(VideoSink::create(pending.temp_path(), &format, &job.encoder)?),
+        Destination::File(pending) => {
+            Box::new(VideoSink::create_as(pending.temp_path(), pending.destination(), &format, &job.encoder)?)
+        }
     };
     let mut engine = stream_engine(job)?;
     let options = StreamOptions {

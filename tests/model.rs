@@ -157,7 +157,7 @@ fn both_upsampling_layouts_round_trip_and_old_files_load_as_transposed() {
     let input = frame(20, 12);
     let mut outputs = Vec::new();
     for upsampling in [Upsampling::Transposed, Upsampling::Resize] {
-        let config = GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling };
+        let config = GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling, input_skip: false };
         let path = dir.path().join(format!("{upsampling}.safetensors"));
         let model = StyleModel::init(config, 3, "test");
         model.save(StoredPrecision::F32, &path).unwrap();
@@ -232,4 +232,55 @@ fn smoothed_statistics_are_the_same_whole_tiled_and_batched_and_reset_at_a_cut()
     // A shot's first frame uses its own statistics; later ones differ from their own.
     assert!(worst(&whole[0], &plain[0]) <= 1 && worst(&whole[3], &plain[3]) <= 1);
     assert!(worst(&whole[2], &plain[2]) > 1, "the third frame is normalised with the shot's average");
+}
+
+#[test]
+fn the_input_skip_round_trips_and_makes_the_output_see_the_input_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let even = frame(20, 12);
+    let input = Frame { data: even.data.iter().map(|v| v & !1).collect(), ..even };
+    // The same picture, exactly, with a constant colour offset and half the contrast.
+    let tinted = Frame {
+        data: input.data.iter().enumerate().map(|(i, v)| v / 2 + [40, 90, 10][i % 3]).collect(),
+        ..input.clone()
+    };
+    let config =
+        GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling: Upsampling::Resize, input_skip: true };
+    let path = dir.path().join("skip.safetensors");
+    let model = StyleModel::init(config, 3, "test");
+    assert!(model.variables().contains_key("input_skip.weight"));
+    model.save(StoredPrecision::F32, &path).unwrap();
+    let before = stylize(model, &input);
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded.info().config, config);
+    assert_eq!(stylize(loaded, &input), before);
+
+    // InstanceNorm after the first convolution makes the original layout blind to a global
+    // offset and contrast: both pictures give the same output. The skip's does not.
+    let worst = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    let plain = GeneratorConfig { input_skip: false, ..config };
+    let blind =
+        (stylize(StyleModel::init(plain, 3, "test"), &input), stylize(StyleModel::init(plain, 3, "test"), &tinted));
+    assert!(worst(&blind.0, &blind.1) <= 1, "the original layout ignores a global tint");
+    let seeing = (before, stylize(load(&path).unwrap(), &tinted));
+    assert!(worst(&seeing.0, &seeing.1) > 20, "with the skip the tint shows");
+
+    // A file claiming a skip it does not hold, or holding one it does not claim, is refused.
+    let bytes = std::fs::read(&path).unwrap();
+    let unclaimed = dir.path().join("unclaimed.safetensors");
+    std::fs::write(
+        &unclaimed,
+        with_header(&bytes, |h| h.replace("\"japanim.input_skip\":\"true\"", "\"japanim.input_skip\":\"false\"")),
+    )
+    .unwrap();
+    let err = load(&unclaimed).err().unwrap().to_string();
+    assert!(err.contains("unexpected tensor input_skip.") && err.contains("no input skip"), "{err}");
+    let odd = dir.path().join("odd.safetensors");
+    std::fs::write(
+        &odd,
+        with_header(&bytes, |h| h.replace("\"japanim.input_skip\":\"true\"", "\"japanim.input_skip\":\"yes\"")),
+    )
+    .unwrap();
+    let err = load(&odd).err().unwrap().to_string();
+    assert!(err.contains("japanim.input_skip = \"yes\" is not true or false"), "{err}");
 }

@@ -53,6 +53,19 @@ fn folder_of_images_gives_folder_of_same_sized_images() {
     assert_eq!(listing(&output), ["a.png", "b.png"]);
     assert_eq!(image::open(output.join("b.png")).unwrap().height(), 13);
 
+    // One unreadable file among good ones: the others are still written, the failure is
+    // named, and the run fails at the end with the count.
+    std::fs::write(input.join("aa-broken.png"), b"a text file, not a PNG").unwrap();
+    let again = dir.path().join("again");
+    let out = run(japanim().arg("stylize").arg(&input).arg("-o").arg(&again).arg("--model").arg(&model));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("1 of 3 images in") && err.contains("failed (the other 2 were written"), "{err}");
+    assert!(err.contains("aa-broken.png"), "the failure is named: {err}");
+    assert_eq!(listing(&again), ["a.png", "b.png"], "the images after the broken one are done too");
+    std::fs::remove_file(input.join("aa-broken.png")).unwrap();
+
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let out = run(japanim().arg("stylize").arg(&empty).arg("-o").arg(dir.path().join("x")).arg("--model").arg(&model));
@@ -222,18 +235,34 @@ fn bad_model_files_fail_cleanly() {
 }
 
 #[test]
-fn without_a_model_it_says_how_to_get_one() {
-    // A copy of the binary outside the source tree finds no models/ folder.
+fn a_copied_binary_runs_on_its_built_in_model() {
+    // A copy of the binary outside the source tree, with no models/ folder anywhere near it.
     let dir = tempfile::tempdir().unwrap();
     let exe = dir.path().join("japanim");
     std::fs::copy(env!("CARGO_BIN_EXE_japanim"), &exe).unwrap();
     let input = dir.path().join("in.png");
-    write_png(&input, 8, 8);
+    write_png(&input, 24, 16);
     let out = run(std::process::Command::new(&exe)
         .current_dir(dir.path())
         .env_remove("JAPANIM_MODEL")
         .args(["stylize", "in.png", "-o", "out.png"]));
-    assert_one_line_error(&out, "no --model given and no default model is installed");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shipped = dir.path().join("shipped.png");
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/default.safetensors");
+    let out = run(japanim().arg("stylize").arg(&input).arg("-o").arg(&shipped).args(["--model", model]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        image::open(dir.path().join("out.png")).unwrap(),
+        image::open(&shipped).unwrap(),
+        "the built-in model is the shipped file"
+    );
+    // $JAPANIM_MODEL still overrides it, and a bad one is named.
+    let out = run(std::process::Command::new(&exe)
+        .current_dir(dir.path())
+        .env("JAPANIM_MODEL", dir.path().join("missing.safetensors"))
+        .env("RUST_LOG", "error")
+        .args(["stylize", "in.png", "-o", "again.png"]));
+    assert_one_line_error(&out, "missing.safetensors");
 }
 
 #[test]
@@ -346,4 +375,35 @@ fn stabilize_smooths_later_frames_only_and_checks_its_weight() {
     let bad = pipe(&["--size", "24x10", "--stabilize", "1.5"], &model, &input);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("--stabilize 1.5 must be from 0 (off) to below 1"), "{}", stderr(&bad));
+}
+
+/// A JPEG of the test pattern with an EXIF APP1 segment giving `orientation` (1–8).
+fn jpeg_with_orientation(width: u32, height: u32, orientation: u8) -> Vec<u8> {
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode(&pattern(width, height, 1), width, height, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    // "Exif\0\0", a big-endian TIFF header, one IFD entry: tag 0x0112 (Orientation), SHORT, 1.
+    let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0".to_vec();
+    exif.extend_from_slice(&[orientation, 0, 0, 0, 0, 0, 0]);
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&exif);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn a_phone_photo_comes_out_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    // Stored 40x24; EXIF orientation 6 means "turn 90° clockwise to show".
+    let input = dir.path().join("portrait.jpg");
+    std::fs::write(&input, jpeg_with_orientation(40, 24, 6)).unwrap();
+    let output = dir.path().join("anime.png");
+    let out = run(japanim().arg("stylize").arg(&input).arg("-o").arg(&output).arg("--model").arg(&model));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let img = image::open(&output).unwrap();
+    assert_eq!((img.width(), img.height()), (24, 40), "stylized upright");
 }

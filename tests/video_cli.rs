@@ -210,3 +210,111 @@ fn bench_times_decoding_and_the_whole_pipeline_on_a_video() {
     assert!(text.contains("full pipeline (decode → stylize → encode") && text.contains("busy: decoding "), "{text}");
     assert!(listing(&temp).is_empty(), "the encoded file is deleted: {:?}", listing(&temp));
 }
+
+/// A command whose files may grow to at most `bytes` (RLIMIT_FSIZE), with SIGXFSZ ignored so
+/// a write past it fails with EFBIG instead of killing the process: a full disk without a
+/// small filesystem to fill.
+fn with_file_size_limit(cmd: &mut std::process::Command, bytes: u64) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+#[test]
+fn a_failed_write_names_the_users_output_not_the_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let clip = dir.path().join("clip.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=96x64:rate=25:duration=2", "-c:v", "libx264", clip.to_str().unwrap()]);
+    let photo = dir.path().join("photo.png");
+    write_png(&photo, 96, 64);
+    for (input, output) in [(&clip, dir.path().join("anime.mp4")), (&photo, dir.path().join("anime.png"))] {
+        let mut cmd = japanim();
+        cmd.arg("stylize").arg(input).arg("-o").arg(&output).arg("--model").arg(&model);
+        let out = run(with_file_size_limit(&mut cmd, 2000));
+        let name = output.file_name().unwrap().to_str().unwrap();
+        assert_one_line_error(&out, &format!("{}: ", output.display()));
+        assert!(!stderr(&out).contains("partial"), "the temporary file is named: {}", stderr(&out));
+        assert!(!output.exists(), "{name} must not exist after a failed write");
+    }
+    assert_eq!(listing(dir.path()), ["clip.mp4", "photo.png", "tiny.safetensors"], "no temporary file left");
+}
+
+#[test]
+fn a_phone_video_keeps_its_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let stored = dir.path().join("stored.mp4");
+    let input = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=1", "-c:v", "libx264"];
+    ffmpeg(&[&input[..], &[stored.to_str().unwrap()]].concat());
+    // Stored 64x48, shown turned by 90°: what a phone held upright writes. FFmpeg 5.1's muxer
+    // turns the rotate tag into a display matrix when the stream is copied.
+    let clip = dir.path().join("portrait.mp4");
+    let tag = ["-c", "copy", "-metadata:s:v:0", "rotate=90"];
+    ffmpeg(&[&["-i", stored.to_str().unwrap()][..], &tag, &[clip.to_str().unwrap()]].concat());
+    let rotation = |path: &std::path::Path| probe(path, "stream_side_data=rotation", "v:0");
+    assert_eq!(rotation(&clip).trim(), "90", "the test clip carries a display matrix");
+    assert_eq!(rotation(&stored).trim(), "", "and the stored one none");
+    let output = dir.path().join("anime.mp4");
+    let out = stylize(&clip, &output, &model);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(rotation(&output).trim(), "90", "the output keeps the rotation");
+    assert!(probe(&output, "stream=width,height", "v:0").starts_with("64|48"), "frames are stored as they were");
+}
+
+#[test]
+fn damaged_packets_are_counted_and_can_be_made_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let good = dir.path().join("good.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=128x96:rate=25:duration=2",
+        "-c:v",
+        "libx264",
+        "-g",
+        "10",
+        good.to_str().unwrap(),
+    ]);
+    // Garbage over 2 % of the file in the middle of its media data (the index is at the end).
+    let mut bytes = std::fs::read(&good).unwrap();
+    let (start, len) = (bytes.len() / 2, bytes.len() / 50);
+    for (i, b) in bytes[start..start + len].iter_mut().enumerate() {
+        *b ^= (i as u8).wrapping_mul(151) | 1;
+    }
+    let damaged = dir.path().join("damaged.mp4");
+    std::fs::write(&damaged, bytes).unwrap();
+
+    let output = dir.path().join("anime.mp4");
+    let out = run(japanim()
+        .env("RUST_LOG", "warn")
+        .arg("stylize")
+        .arg(&damaged)
+        .arg("-o")
+        .arg(&output)
+        .arg("--model")
+        .arg(&model)
+        .args(["--preset", "ultrafast"]));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("damaged.mp4: decode errors in ") && err.contains(" frames (at "), "{err}");
+
+    let strict = dir.path().join("strict.mp4");
+    let mut cmd = japanim();
+    cmd.arg("stylize").arg(&damaged).arg("-o").arg(&strict).arg("--model").arg(&model).arg("--strict-decode");
+    let out = run(&mut cmd);
+    assert_one_line_error(&out, "(decode errors are fatal with --strict-decode)");
+    assert!(stderr(&out).contains("damaged.mp4: "), "{}", stderr(&out));
+    assert!(!strict.exists());
+}

@@ -32,6 +32,9 @@ pub struct BenchArgs {
     /// Upsampling of the random generator: transposed or resize.
     #[arg(long, default_value_t = Upsampling::Transposed)]
     pub upsampling: Upsampling,
+    /// Give the random generator an input skip.
+    #[arg(long)]
+    pub input_skip: bool,
     /// Frame size, WIDTHxHEIGHT.
     #[arg(long, value_parser = parse_size, default_value = "1280x720")]
     pub size: (u32, u32),
@@ -115,6 +118,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 base_channels: args.base_channels,
                 residual_blocks: args.residual_blocks,
                 upsampling: args.upsampling,
+                input_skip: args.input_skip,
             };
             StyleModel::init(config, 0, "bench").save(StoredPrecision::F32, &temp)?;
             temp.clone()
@@ -152,7 +156,7 @@ fn bench_video(args: &BenchArgs, model: &std::path::Path, video: &std::path::Pat
     let job = StylizeJob {
         input: video.to_path_buf(),
         output: output.clone(),
-        model: model.to_path_buf(),
+        model: japanim::model::ModelSource::File(model.to_path_buf()),
         device: args.device,
         precision: args.precision,
         batch: Some(args.batch),
@@ -162,6 +166,7 @@ fn bench_video(args: &BenchArgs, model: &std::path::Path, video: &std::path::Pat
         raw_fps: None,
         raw_output: None,
         stabilize: 0.0,
+        strict_decode: false,
         overwrite: true,
         progress: false,
     };

@@ -66,25 +66,48 @@ pub fn run(args: EvalArgs) -> Result<()> {
         report.style_images,
         style.display()
     )?;
-    say!("{:<48} {:>14} {:>16} {:>11} {:>11}", "", "content L1", "Gram L1 to style", "flat share", "grid score")?;
     say!(
-        "{:<48} {:>14} {:>16.4} {:>11.3} {:>11.2}",
+        "{:<48} {:>11} {:>12} {:>12} {:>11} {:>11}",
+        "",
+        "content L1",
+        "Gram each",
+        "Gram set",
+        "flat share",
+        "grid score"
+    )?;
+    say!(
+        "{:<48} {:>11} {:>12.4} {:>12.4} {:>11.3} {:>11.2}",
         "input photos (unchanged)",
         "0",
         report.input_style_distance,
+        report.input_set_style_distance,
         report.input_flat_share,
         report.input_grid_score
     )?;
+    say!(
+        "{:<48} {:>11} {:>12.4} {:>12.4} {:>11.3} {:>11}",
+        "style images themselves (at 256 px; set: halves)",
+        "–",
+        report.style_self_distance,
+        report.style_halves_distance,
+        report.style_flat_share,
+        "–"
+    )?;
     for (path, f) in &report.models {
         say!(
-            "{:<48} {:>14.4} {:>16.4} {:>11.3} {:>11.2}",
+            "{:<48} {:>11.4} {:>12.4} {:>12.4} {:>11.3} {:>11.2}",
             path.display(),
             f.content_l1,
             f.style_distance,
+            f.set_style_distance,
             f.flat_share,
             f.grid_score
         )?;
     }
+    say!(
+        "Gram each: mean over images of each one's Gram L1 to the style set's mean Gram; Gram set: \
+         the images' mean Gram against the style set's (lower is closer to the style)"
+    )?;
     Ok(())
 }
 

@@ -139,9 +139,19 @@ fn doctor() -> Result<()> {
         "video (FFmpeg) support: {}",
         if cfg!(feature = "video") { "yes" } else { "no (built without the video feature)" }
     )?;
-    match japanim::model::default_model_path() {
-        Some(path) => say!("default model: {}", path.display())?,
-        None => say!("default model: none installed (models/{})", japanim::model::DEFAULT_MODEL_FILE)?,
+    let default = japanim::model::ModelSource::default_model();
+    match default.load(tch::Device::Cpu, tch::Kind::Float) {
+        Ok(model) => {
+            let config = model.info().config;
+            say!(
+                "default model: {default} ({} base channels, {} residual blocks, {} upsampling{})",
+                config.base_channels,
+                config.residual_blocks,
+                config.upsampling,
+                if config.input_skip { ", input skip" } else { "" }
+            )?
+        }
+        Err(e) => say!("default model: {default} does not load: {e}")?,
     }
     Ok(())
 }

@@ -57,6 +57,10 @@ pub struct ModelInitArgs {
     /// (nearest-neighbour then a convolution: no checkerboard grid).
     #[arg(long, default_value_t = Upsampling::Transposed)]
     pub upsampling: Upsampling,
+    /// Add a 7×7 filter of the input before the output tanh, so the output keeps the input's
+    /// colours (starts as the identity).
+    #[arg(long)]
+    pub input_skip: bool,
     /// Random seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -92,6 +96,7 @@ fn init(args: ModelInitArgs) -> Result<()> {
         base_channels: args.base_channels,
         residual_blocks: args.residual_blocks,
         upsampling: args.upsampling,
+        input_skip: args.input_skip,
     };
     let description = format!("untrained: random initialisation, seed {}, by `japanim model init`", args.seed);
     let model = StyleModel::init(config, args.seed, &description);
@@ -112,10 +117,11 @@ fn info(path: &std::path::Path) -> Result<()> {
     let info = model.info();
     say!("file:            {}", path.display())?;
     say!(
-        "architecture:    CartoonGAN generator, {} base channels, {} residual blocks, {} upsampling",
+        "architecture:    CartoonGAN generator, {} base channels, {} residual blocks, {} upsampling, {}",
         info.config.base_channels,
         info.config.residual_blocks,
-        info.config.upsampling
+        info.config.upsampling,
+        if info.config.input_skip { "input skip" } else { "no input skip" }
     )?;
     say!("parameters:      {}", model.parameter_count())?;
     say!("multiply-adds:   {:.3} M per pixel", info.config.macs_per_pixel() / 1e6)?;

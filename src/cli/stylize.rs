@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 
 use japanim::config::{EncoderSettings, PipelineFile};
 use japanim::device::{DeviceChoice, PrecisionChoice};
 use japanim::io::raw::{parse_fps, parse_size, RawKind};
-use japanim::model;
+use japanim::model::ModelSource;
 use japanim::stylize::{self, StylizeJob};
 
 /// Format of raw frames written to stdout.
@@ -70,6 +70,10 @@ pub struct StylizeArgs {
     /// raw streams only (images are stylized alone).
     #[arg(long)]
     pub stabilize: Option<f64>,
+    /// Fail on a damaged video frame or packet. By default FFmpeg conceals the damage and
+    /// japanim warns with the number of damaged frames and their times.
+    #[arg(long)]
+    pub strict_decode: bool,
     /// Replace the output if it exists.
     #[arg(long)]
     pub overwrite: bool,
@@ -112,12 +116,10 @@ pub fn run(args: StylizeArgs, progress: bool) -> Result<()> {
     let tiles = tile_request(&args.tiles, &section)?;
     let encoder_section = section.encoder.unwrap_or_default();
     let defaults = EncoderSettings::default();
+    // --model, then the pipeline file, then $JAPANIM_MODEL, then the model built in.
     let model = match args.model.or(section.model) {
-        Some(path) => path,
-        None => model::default_model_path().context(
-            "no --model given and no default model is installed (models/default.safetensors): \
-             pass --model PATH, or make an untrained one to try the pipeline with `japanim model init`",
-        )?,
+        Some(path) => ModelSource::File(path),
+        None => ModelSource::default_model(),
     };
     let job = StylizeJob {
         input: args.input,
@@ -139,6 +141,7 @@ pub fn run(args: StylizeArgs, progress: bool) -> Result<()> {
             RawOutput::Y4m => RawKind::Y4m,
         }),
         stabilize: args.stabilize.or(section.stabilize).unwrap_or(stylize::DEFAULT_STABILIZE),
+        strict_decode: args.strict_decode,
         overwrite: args.overwrite,
         progress,
     };

@@ -11,7 +11,8 @@ pub mod smooth;
 pub fn write_atomically(img: &image::RgbImage, path: &std::path::Path) -> Result<(), DatasetError> {
     let invalid = |e: crate::output::OutputError| DatasetError::Invalid(e.to_string());
     let pending = crate::output::PendingFile::new(path, true).map_err(invalid)?;
-    crate::io::image::write_rgb(pending.temp_path(), img.as_raw(), img.width(), img.height())?;
+    crate::io::image::write_rgb(pending.temp_path(), img.as_raw(), img.width(), img.height())
+        .map_err(|e| e.naming(path))?;
     pending.commit().map_err(invalid)?;
     Ok(())
 }

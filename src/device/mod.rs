@@ -55,7 +55,7 @@ impl From<DeviceChoice> for String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum PrecisionChoice {
-    /// f32 on the CPU, bf16 on a GPU.
+    /// bf16 on a GPU and on a CPU with bf16 instructions ([`cpu_has_bf16`]), else f32.
     Auto,
     /// 32-bit float.
     F32,
@@ -116,7 +116,8 @@ pub fn resolve(device: DeviceChoice, precision: PrecisionChoice) -> Result<(Devi
         }
     };
     let kind = match (precision, device) {
-        (PrecisionChoice::Auto, Device::Cpu) | (PrecisionChoice::F32, _) => Kind::Float,
+        (PrecisionChoice::Auto, Device::Cpu) if !cpu_has_bf16() => Kind::Float,
+        (PrecisionChoice::F32, _) => Kind::Float,
         (PrecisionChoice::Auto | PrecisionChoice::Bf16, _) => Kind::BFloat16,
         (PrecisionChoice::F16, Device::Cuda(_)) => Kind::Half,
         (PrecisionChoice::F16, _) => return Err(DeviceError::HalfOnCpu("f16")),
@@ -124,13 +125,29 @@ pub fn resolve(device: DeviceChoice, precision: PrecisionChoice) -> Result<(Devi
     if let Device::Cuda(_) = device {
         tch::Cuda::cudnn_set_benchmark(true); // shapes are fixed per stream
     }
+    if device == Device::Cpu && kind == Kind::BFloat16 && !cpu_has_bf16() {
+        // Measured on a 2-core AVX2 EPYC: a training step of the narrow generator took 85 s
+        // in bf16 against 2.5 s in f32.
+        tracing::warn!(
+            "bf16 on a CPU without bf16 instructions: libtorch emulates it, many times slower than f32 \
+             (`japanim doctor` tells); use f32 or auto"
+        );
+    }
     Ok((device, kind))
 }
 
 /// Whether the CPU has bfloat16 arithmetic instructions, which make `--precision bf16` on
 /// the CPU faster than f32 (1.66× for the default model on an AVX512-BF16 EPYC, at 53 dB
-/// PSNR from the f32 output); without them libtorch emulates bf16 and it is slower.
+/// PSNR from the f32 output); without them libtorch emulates bf16 and it is slower (a
+/// training step 85 s against 2.5 s in f32 on an AVX2 EPYC). Decided when japanim runs, never
+/// when it is built. `JAPANIM_CPU_BF16=0` or `1` overrides the detection (to test both paths
+/// on one machine, or where a hypervisor hides the flag).
 pub fn cpu_has_bf16() -> bool {
+    match std::env::var("JAPANIM_CPU_BF16").as_deref() {
+        Ok("0") => return false,
+        Ok("1") => return true,
+        _ => {}
+    }
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512bf16")
@@ -184,6 +201,9 @@ mod tests {
     fn half_precision_needs_a_gpu() {
         let err = resolve(DeviceChoice::Cpu, PrecisionChoice::F16).unwrap_err();
         assert!(err.to_string().contains("CUDA device only"));
-        assert_eq!(resolve(DeviceChoice::Cpu, PrecisionChoice::Auto).unwrap(), (Device::Cpu, Kind::Float));
+        // Auto on the CPU follows the CPU's bf16 instructions.
+        let auto = if cpu_has_bf16() { Kind::BFloat16 } else { Kind::Float };
+        assert_eq!(resolve(DeviceChoice::Cpu, PrecisionChoice::Auto).unwrap(), (Device::Cpu, auto));
+        assert_eq!(resolve(DeviceChoice::Cpu, PrecisionChoice::F32).unwrap(), (Device::Cpu, Kind::Float));
     }
 }

@@ -116,6 +116,10 @@ impl FileActivation {
         let (w, h) = (x1 - x0, y1 - y0);
         let host = Tensor::f_empty([1, h, w, self.channels], (self.kind, Device::Cpu))?;
         let row_bytes = (w * self.channels) as usize * self.kind.elt_size_in_bytes();
+        if row_bytes == 0 || h == 0 {
+            // An empty tensor's data pointer may be null: no slice is made from it.
+            return host.f_to_device(self.device)?.f_permute([0, 3, 1, 2]);
+        }
         // SAFETY: `host` is a new contiguous CPU tensor of exactly h rows of `row_bytes` bytes,
         // referenced nowhere else while this slice lives.
         let bytes = unsafe { std::slice::from_raw_parts_mut(host.data_ptr().cast::<u8>(), row_bytes * h as usize) };

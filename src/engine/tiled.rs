@@ -319,7 +319,7 @@ fn run_exact(
         }
         (input, skip) = next.expect("a frame has at least one tile");
     }
-    input.into_tensor()
+    generator.finish(&input.into_tensor()?, frame)
 }
 
 /// Runs a generator over frames tile by tile.
@@ -623,10 +623,16 @@ mod tests {
         // two residual blocks (the skip crosses segments), and edge regions only 4 px wide.
         // Both upsampling layouts: the resize layer's nearest-neighbour step must line up
         // across tile boundaries as the transposed convolution's does.
-        for upsampling in [Upsampling::Transposed, Upsampling::Resize] {
+        // With an input skip (its filter made random here), the filter runs on the whole frame.
+        let layouts = [(Upsampling::Transposed, false), (Upsampling::Resize, false), (Upsampling::Resize, true)];
+        for (upsampling, input_skip) in layouts {
             let vs = tch::nn::VarStore::new(Device::Cpu);
-            let config = GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling };
+            let config = GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling, input_skip };
             let g = crate::model::with_global_rng(|| Generator::new(&vs.root(), config));
+            if input_skip {
+                let mut skip = vs.variables()["input_skip.weight"].shallow_clone();
+                tch::no_grad(|| skip.copy_(&(Tensor::randn_like(&skip) * 0.1)));
+            }
             let x = Tensor::rand([1, 3, 36, 84], (Kind::Float, Device::Cpu)) * 2 - 1;
             let plain = tch::no_grad(|| g.forward(&x)).unwrap();
             let settings =
@@ -643,7 +649,10 @@ mod tests {
                 let y = tch::no_grad(|| TiledRunner::new(settings).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
                 assert_eq!(y.size(), plain.size());
                 let diff = (&y - &plain).abs().max().double_value(&[]);
-                assert!(diff < 1e-5, "{upsampling}, batch {batch}, {norm:?}: largest difference {diff}");
+                assert!(
+                    diff < 1e-5,
+                    "{upsampling}, skip {input_skip}, batch {batch}, {norm:?}: largest difference {diff}"
+                );
             }
             let naive = TileSettings { norm: NormStrategy::Tile, halo: 8, ..settings };
             let z = tch::no_grad(|| TiledRunner::new(naive).run(&g, &[x.shallow_clone()])).unwrap().remove(0);

@@ -36,6 +36,18 @@ pub enum ImageError {
     },
 }
 
+impl ImageError {
+    /// The same error naming `shown` instead of the file written: the user's output, where
+    /// the file written was its hidden temporary file.
+    pub fn naming(self, shown: &Path) -> Self {
+        match self {
+            ImageError::Codec { source, .. } => ImageError::Codec { path: shown.to_path_buf(), source },
+            ImageError::Size { reason, .. } => ImageError::Size { path: shown.to_path_buf(), reason },
+            ImageError::Io { source, .. } => ImageError::Io { path: shown.to_path_buf(), source },
+        }
+    }
+}
+
 /// Whether a path names an image by its extension.
 pub fn is_image_path(path: &Path) -> bool {
     path.extension()
@@ -54,7 +66,16 @@ pub fn read_image(path: &Path) -> Result<Frame, ImageError> {
     limits.max_image_width = Some(crate::frame::MAX_SIDE);
     limits.max_image_height = Some(crate::frame::MAX_SIDE);
     reader.limits(limits);
-    let rgb = reader.decode().map_err(codec)?.into_rgb8();
+    let mut decoder = reader.into_decoder().map_err(codec)?;
+    // Phones store a portrait photo as landscape with an EXIF orientation: turn it upright,
+    // since the output carries no EXIF.
+    let orientation = image::ImageDecoder::orientation(&mut decoder).map_err(codec)?;
+    let mut picture = image::DynamicImage::from_decoder(decoder).map_err(codec)?;
+    if orientation != image::metadata::Orientation::NoTransforms {
+        tracing::info!("{}: EXIF orientation {orientation:?} applied", path.display());
+        picture.apply_orientation(orientation);
+    }
+    let rgb = picture.into_rgb8();
     check_frame_size(rgb.width(), rgb.height()).map_err(|reason| ImageError::Size { path: path.into(), reason })?;
     Ok(Frame { width: rgb.width(), height: rgb.height(), data: rgb.into_raw(), pts: None, index: 0 })
 }

@@ -27,6 +27,14 @@ pub enum VideoError {
     /// The file has no video stream.
     #[error("{0}: no video stream")]
     NoVideo(PathBuf),
+    /// A frame or packet the decoder reported damaged, with decode errors made fatal.
+    #[error("{path}: {what} (decode errors are fatal with --strict-decode)")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// Which frame or packet.
+        what: String,
+    },
     /// Something about the stream japanim cannot handle.
     #[error("{path}: {reason}")]
     Unsupported {
@@ -128,6 +136,19 @@ pub struct VideoFormat {
     pub metadata: Vec<(String, String)>,
     /// Number of frames, when the container says or it can be estimated.
     pub frames: Option<u64>,
+    /// The stream's display matrix (the 3×3 i32 matrix FFmpeg keeps as side data), which
+    /// phones write to show a portrait video upright: frames are decoded as stored, and the
+    /// output stream carries the same matrix, so players turn it as they turn the input.
+    pub display_matrix: Option<[i32; 9]>,
+}
+
+impl VideoFormat {
+    /// The rotation the display matrix asks for, in degrees counter-clockwise (FFmpeg's
+    /// convention), if there is a matrix.
+    pub fn rotation(&self) -> Option<f64> {
+        // SAFETY: the matrix is the 9 i32s av_display_rotation_get reads.
+        self.display_matrix.map(|m| unsafe { ffmpeg::ffi::av_display_rotation_get(m.as_ptr()) })
+    }
 }
 
 /// Whether FFmpeg has a container for a file named like `path` (by its extension: `.mp4`,
@@ -172,6 +193,12 @@ pub struct VideoSource {
     draining: bool,
     next_index: u64,
     bad_packets: u64,
+    /// Times of the refused packets, in seconds.
+    bad_packet_times: Vec<f64>,
+    /// Frames the decoder output with errors concealed: (index, seconds).
+    damaged: Vec<(u64, Option<f64>)>,
+    /// Whether a damaged frame or packet is an error rather than a warning.
+    strict: bool,
 }
 
 /// A decoded picture of the video stream, not yet converted to RGB.
@@ -318,7 +345,15 @@ impl VideoSource {
             }
         }
         let metadata = input.metadata().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let format = VideoFormat { width, height, frame_rate, time_base, colour, copied, metadata, frames };
+        let display_matrix =
+            stream.side_data().find(|d| d.kind() == codec::packet::side_data::Type::DisplayMatrix).and_then(|d| {
+                let bytes = d.data();
+                (bytes.len() >= 36).then(|| {
+                    std::array::from_fn(|i| i32::from_ne_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes")))
+                })
+            });
+        let format =
+            VideoFormat { width, height, frame_rate, time_base, colour, copied, metadata, frames, display_matrix };
         Ok(Self {
             path: path.to_path_buf(),
             input,
@@ -338,7 +373,52 @@ impl VideoSource {
             draining: false,
             next_index: 0,
             bad_packets: 0,
+            bad_packet_times: Vec::new(),
+            damaged: Vec::new(),
+            strict: false,
         })
+    }
+
+    /// Makes decode errors fatal: the first damaged packet or frame ends decoding with
+    /// [`VideoError::Damaged`] instead of being concealed (FFmpeg's default) and counted.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Frames decoded so far that the decoder marked as damaged (errors concealed), as
+    /// (index, seconds).
+    pub fn damaged_frames(&self) -> &[(u64, Option<f64>)] {
+        &self.damaged
+    }
+
+    fn seconds(&self, pts: Option<i64>) -> Option<f64> {
+        let tb = self.format.time_base;
+        pts.filter(|_| tb.denominator() > 0).map(|p| p as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator()))
+    }
+
+    /// Logs what was damaged, once at the end of the stream: frames whose packet the decoder
+    /// refused (lost; FFmpeg's tools skip them too) and frames decoded with errors concealed.
+    fn report_damage(&self) {
+        let total = self.bad_packets as usize + self.damaged.len();
+        if total == 0 {
+            return;
+        }
+        let concealed = self.damaged.iter().filter_map(|(_, t)| *t);
+        let mut times: Vec<f64> = self.bad_packet_times.iter().copied().chain(concealed).collect();
+        times.sort_by(f64::total_cmp);
+        let mut at: Vec<String> = times.iter().take(5).map(|t| format!("{t:.2} s")).collect();
+        if times.len() > 5 {
+            at.push("…".into());
+        }
+        let at = if at.is_empty() { "unknown times".to_string() } else { at.join(", ") };
+        tracing::warn!(
+            "{}: decode errors in {total} frames (at {at}): {} video packets could not be decoded, {} frames \
+             were concealed by FFmpeg; --strict-decode makes them fatal",
+            self.path.display(),
+            self.bad_packets,
+            self.damaged.len()
+        );
     }
 
     /// The video's format and the streams that will be forwarded.
@@ -371,6 +451,19 @@ impl VideoSource {
                     let index = self.next_index;
                     self.next_index += 1;
                     let pts = picture.timestamp().or(picture.pts());
+                    // SAFETY: a decoded frame's AVFrame is valid while `picture` lives.
+                    let error_flags = unsafe { (*picture.as_ptr()).decode_error_flags };
+                    if error_flags != 0 || picture.is_corrupt() {
+                        let seconds = self.seconds(pts);
+                        if self.strict {
+                            let when = seconds.map_or(String::new(), |t| format!(" at {t:.2} s"));
+                            return Err(VideoError::Damaged {
+                                path: self.path.clone(),
+                                what: format!("frame {index}{when} has decode errors"),
+                            });
+                        }
+                        self.damaged.push((index, seconds));
+                    }
                     return Ok(Some(Ok(Decoded { picture, index, pts })));
                 }
                 Err(ffmpeg::Error::Eof) => {
@@ -380,13 +473,7 @@ impl VideoSource {
                             reason: "no video frame could be decoded".into(),
                         });
                     }
-                    if self.bad_packets > 0 {
-                        tracing::warn!(
-                            "{}: skipped {} undecodable video packets",
-                            self.path.display(),
-                            self.bad_packets
-                        );
-                    }
+                    self.report_damage();
                     return Ok(None);
                 }
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {}
@@ -402,7 +489,18 @@ impl VideoSource {
                     if index == self.video_index {
                         // A damaged packet is skipped, as FFmpeg's own tools do.
                         if self.decoder.send_packet(&packet).is_err() {
+                            if self.strict {
+                                let when =
+                                    self.seconds(packet.pts()).map_or(String::new(), |t| format!(" at {t:.2} s"));
+                                return Err(VideoError::Damaged {
+                                    path: self.path.clone(),
+                                    what: format!("a video packet{when} cannot be decoded"),
+                                });
+                            }
                             self.bad_packets += 1;
+                            if let Some(t) = self.seconds(packet.pts()) {
+                                self.bad_packet_times.push(t);
+                            }
                         }
                     } else if self.forward.get(index).copied().unwrap_or(false) {
                         self.pending.push_back(Box::new(VideoPacket { packet, input_index: index }));
@@ -462,9 +560,21 @@ impl VideoSink {
     /// Creates `path` (container from its extension) for video of `format`, encoded with
     /// `settings`. The file is written directly: pass a temporary path for atomicity.
     pub fn create(path: &Path, format: &VideoFormat, settings: &EncoderSettings) -> Result<Self, VideoError> {
+        Self::create_as(path, path, format, settings)
+    }
+
+    /// [`Self::create`] writing `write_to` but naming `shown` in every error: the user's
+    /// output, where `write_to` is its hidden temporary file.
+    pub fn create_as(
+        write_to: &Path,
+        shown: &Path,
+        format: &VideoFormat,
+        settings: &EncoderSettings,
+    ) -> Result<Self, VideoError> {
         init();
+        let path = shown;
         let err = |step, source| VideoError::Ffmpeg { path: path.to_path_buf(), step, source };
-        let mut output = format::output(&path).map_err(|e| err("choosing a container from the file name", e))?;
+        let mut output = format::output(&write_to).map_err(|e| err("choosing a container from the file name", e))?;
         let global_header = output.format().flags().contains(format::Flags::GLOBAL_HEADER);
         let codec = encoder::find_by_name(&settings.codec).ok_or_else(|| VideoError::Unsupported {
             path: path.into(),
@@ -507,6 +617,22 @@ impl VideoSink {
         stream.set_parameters(&encoder);
         stream.set_time_base(encoder_time_base);
         stream.set_avg_frame_rate(format.frame_rate);
+        if let Some(matrix) = &format.display_matrix {
+            let size = std::mem::size_of_val(matrix);
+            // SAFETY: FFmpeg allocates `size` bytes of side data on the live stream (or
+            // returns null), and we copy exactly that many into it.
+            unsafe {
+                let data = ffmpeg::ffi::av_stream_new_side_data(
+                    stream.as_mut_ptr(),
+                    ffmpeg::ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
+                    size as _,
+                );
+                if data.is_null() {
+                    return Err(err("keeping the display matrix", ffmpeg::Error::Other { errno: libc::ENOMEM }));
+                }
+                std::ptr::copy_nonoverlapping(matrix.as_ptr().cast::<u8>(), data, size);
+            }
+        }
         let mut copied = Vec::new();
         for c in &format.copied {
             // SAFETY: the output format and codec id come from live FFmpeg objects.

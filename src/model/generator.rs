@@ -13,6 +13,7 @@
 //! | `up.{0,1}.resize_conv`   | `resize`: nearest-neighbour ×2, then conv 3×3, 4C→2C then 2C→C |
 //! | `up.{0,1}.conv`, `.norm` | conv 3×3, IN, LeakyReLU                       |
 //! | `conv_out`               | reflect-pad 3, conv 7×7 C→3, tanh             |
+//! | `input_skip`             | only with `input_skip`: reflect-pad 3, conv 7×7 3→3 on the input's surface (edge-preserving smoothing), added to `conv_out`, clipped to [-1, 1] instead of the tanh |
 //!
 //! C is `base_channels` (64 in the original), LeakyReLU slope 0.2, InstanceNorm affine with
 //! eps 1e-5. Input and output are RGB in [-1, 1], NCHW, sides multiples of 4.
@@ -21,6 +22,19 @@
 //! nearest-neighbour resize followed by a convolution (Odena et al. 2016, "Deconvolution and
 //! Checkerboard Artifacts"), which cannot leave the 2-/4-px grid that a stride-2 transposed
 //! convolution's uneven kernel overlap paints into every output.
+//!
+//! The input skip is a choice too. InstanceNorm right after `conv_in` removes each feature's
+//! mean and scale, so the original network is blind to its input's absolute colour: any
+//! constant colour offset or contrast scale of the whole input gives exactly the same output,
+//! and the colours of the output are guessed from content (greens can turn brown). With
+//! `input_skip`, the output is the network's correction added to a 7×7 filter of the input's
+//! *surface* ([`super::surface::smooth`]: three passes of a self-guided filter, r 3, ε 0.006,
+//! which flattens texture and keeps strong edges), clipped to [-1, 1] (no tanh). The colours
+//! and the flat areas come from the photo's surface; the network adds the rest of the
+//! cartoon (outlines, flattened shading, the style's colours). The filter starts as the
+//! identity and `conv_out` at a tenth of its random initialisation, so a new generator
+//! starts near the surface of its input. The filter reaches 18 px, so it runs on whole
+//! frames after the tiled segments ([`Generator::finish`]).
 
 use tch::{nn, TchError, Tensor};
 
@@ -73,11 +87,15 @@ pub struct GeneratorConfig {
     pub residual_blocks: i64,
     /// How the up blocks double the resolution.
     pub upsampling: Upsampling,
+    /// Whether the output is a 7×7 filter of the input plus the network's correction (see the
+    /// module documentation); off in the original layout.
+    #[serde(default)]
+    pub input_skip: bool,
 }
 
 impl Default for GeneratorConfig {
     fn default() -> Self {
-        Self { base_channels: 64, residual_blocks: 8, upsampling: Upsampling::Transposed }
+        Self { base_channels: 64, residual_blocks: 8, upsampling: Upsampling::Transposed, input_skip: false }
     }
 }
 
@@ -92,6 +110,7 @@ impl GeneratorConfig {
             + self.residual_blocks as f64 * 2.0 * conv(3.0, 4.0 * c, 4.0 * c, 1.0 / 16.0)
             + conv(3.0, 4.0 * c, 2.0 * c, 0.25) + conv(3.0, 2.0 * c, 2.0 * c, 0.25)
             + conv(3.0, 2.0 * c, c, 1.0) + conv(3.0, c, c, 1.0)
+            + if self.input_skip { conv(7.0, 3.0, 3.0, 1.0) } else { 0.0 }
     }
 }
 
@@ -127,6 +146,28 @@ impl Conv {
         let conv = nn::conv2d(p, cin, cout, kernel, nn::ConvConfig { stride, ..Default::default() });
         let bias = conv.bs.expect("conv2d is created with a bias");
         Self { weight: conv.ws, bias, stride, padding: kernel / 2, reflect }
+    }
+
+    /// Makes a same-size convolution with as many outputs as inputs pass its input through:
+    /// the centre tap 1 from each channel to itself, everything else 0.
+    fn set_identity(&self) {
+        let (cout, _, kh, kw) = self.weight.size4().expect("a conv weight is 4-d");
+        tch::no_grad(|| {
+            let mut weight = self.weight.shallow_clone();
+            let _ = weight.zero_();
+            for c in 0..cout {
+                let _ = weight.get(c).get(c).get(kh / 2).get(kw / 2).fill_(1.0);
+            }
+            let _ = self.bias.shallow_clone().zero_();
+        });
+    }
+
+    /// Multiplies weights and bias by `factor`.
+    fn scale(&self, factor: f64) {
+        tch::no_grad(|| {
+            let _ = self.weight.shallow_clone().f_mul_scalar_(factor);
+            let _ = self.bias.shallow_clone().f_mul_scalar_(factor);
+        });
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
@@ -250,6 +291,7 @@ pub struct Generator {
     res: Vec<ResBlock>,
     up: Vec<UpBlock>,
     conv_out: Conv,
+    input_skip: Option<Conv>,
 }
 
 impl Generator {
@@ -289,15 +331,19 @@ impl Generator {
                 }
             })
             .collect();
-        Self {
-            config,
-            conv_in: Conv::new(p / "conv_in", 3, c, 7, 1, true),
-            norm_in: InstanceNorm::new(p / "norm_in", c),
-            down,
-            res,
-            up,
-            conv_out: Conv::new(p / "conv_out", c, 3, 7, 1, true),
-        }
+        let conv_in = Conv::new(p / "conv_in", 3, c, 7, 1, true);
+        let norm_in = InstanceNorm::new(p / "norm_in", c);
+        let conv_out = Conv::new(p / "conv_out", c, 3, 7, 1, true);
+        // Made last, so the other layers draw the same random numbers with or without it.
+        let input_skip = config.input_skip.then(|| {
+            let conv = Conv::new(p / "input_skip", 3, 3, 7, 1, true);
+            conv.set_identity();
+            // The network's correction starts small: a new generator nearly passes its input
+            // through, and the layers before still get gradients (a zero start starves them).
+            conv_out.scale(0.1);
+            conv
+        });
+        Self { config, conv_in, norm_in, down, res, up, conv_out, input_skip }
     }
 
     /// The width and depth this generator was built with.
@@ -322,7 +368,27 @@ impl Generator {
         for k in 0..self.segments() {
             state = self.segment(k, &state, hook)?;
         }
-        Ok(state.input)
+        self.finish(&state.input, x)
+    }
+
+    /// The output image from the last segment's result and the input `image` (the same
+    /// region of both): tanh, or with an input skip its filter added and the sum clipped.
+    /// Pointwise but for the skip's 7×7 filter, so it runs on whole frames after tiled segments.
+    pub fn finish(&self, last: &Tensor, image: &Tensor) -> Result<Tensor, TchError> {
+        match &self.input_skip {
+            // In f32 whatever the network computes in: libtorch's CPU bf16 convolution with
+            // three channels in and out fell to a path ~100× slower than the whole network
+            // (a training step took 83 s instead of 0.8 s), and the filter costs little.
+            // No tanh on this path: the identity filter then passes the input through
+            // exactly, and the network's part is a correction clipped to the value range.
+            Some(skip) => {
+                let surface =
+                    super::surface::smooth(image, super::surface::RADIUS, super::surface::EPS, super::surface::PASSES)?;
+                let filtered = skip.forward(&surface)?;
+                last.f_add(&filtered.f_to_kind(last.kind())?)?.f_clamp(-1.0, 1.0)
+            }
+            None => last.f_tanh(),
+        }
     }
 
     /// Number of segments: the network cut just before each InstanceNorm layer.
@@ -332,7 +398,7 @@ impl Generator {
 
     /// Runs segment `k`: segment 0 takes the image to the input of InstanceNorm layer 0;
     /// segment k > 0 normalises its input with layer k − 1 (through `hook`) and runs on to
-    /// the input of layer k, or to the output image for the last segment. The residual
+    /// the input of layer k, or for the last segment to the output before [`Self::finish`]. The residual
     /// skip travels in [`Segment::skip`]. Each segment holds one or two convolutions, so its
     /// receptive-field radius is small (at most 6 input pixels): the exact tiled engine
     /// runs the network segment by segment over tiles with small halos.
@@ -384,7 +450,7 @@ impl Generator {
         let h = leaky_relu(&norm(&self.up[u].norm, hook)?)?;
         match self.up.get(u + 1) {
             Some(up) => Ok(Segment { input: up.conv.forward(&up.upsample.forward(&h)?)?, skip: None }),
-            None => Ok(Segment { input: self.conv_out.forward(&h)?.f_tanh()?, skip: None }),
+            None => Ok(Segment { input: self.conv_out.forward(&h)?, skip: None }),
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod discriminator;
 pub mod generator;
 pub mod onnx;
+pub mod surface;
 pub mod vgg;
 pub mod weights;
 
@@ -45,10 +46,15 @@ impl StyleModel {
     /// Loads a weights file onto `device`, then casts to `kind` (casting after loading,
     /// since the stored dtype need not be the one wanted).
     pub fn load(path: &Path, device: Device, kind: Kind) -> Result<Self, WeightsError> {
-        let config = weights::read_info(path)?.config;
+        Self::load_bytes(&weights::read_file(path)?, path, device, kind)
+    }
+
+    /// [`Self::load`] from a weights file's bytes (`path` names them in errors).
+    pub fn load_bytes(bytes: &[u8], path: &Path, device: Device, kind: Kind) -> Result<Self, WeightsError> {
+        let config = weights::info_of(bytes, path)?.config;
         let mut vs = VarStore::new(Device::Cpu);
         let generator = with_global_rng(|| Generator::new(&vs.root(), config));
-        let info = weights::load(&mut vs, path)?;
+        let info = weights::load_bytes(&mut vs, bytes, path)?;
         vs.set_device(device);
         vs.set_kind(kind);
         vs.freeze();
@@ -109,8 +115,55 @@ impl StyleModel {
     }
 }
 
-/// File name of the default model inside a `models/` folder.
-pub const DEFAULT_MODEL_FILE: &str = "default.safetensors";
+/// The default model's weights, built into the binary (`models/default.safetensors` of the
+/// source tree at build time, 3.2 MB), so the main job works wherever the binary is.
+pub const BUILT_IN_DEFAULT: &[u8] = include_bytes!("../../models/default.safetensors");
+
+/// Where a generator's weights come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A weights file.
+    File(std::path::PathBuf),
+    /// The default model built into the binary ([`BUILT_IN_DEFAULT`]).
+    BuiltIn,
+}
+
+impl ModelSource {
+    /// The default: `$JAPANIM_MODEL` where it is set, else the built-in model.
+    pub fn default_model() -> Self {
+        match std::env::var_os("JAPANIM_MODEL") {
+            Some(path) if !path.is_empty() => ModelSource::File(path.into()),
+            _ => ModelSource::BuiltIn,
+        }
+    }
+
+    /// Loads the weights onto `device` in `kind`.
+    pub fn load(&self, device: Device, kind: Kind) -> Result<StyleModel, WeightsError> {
+        match self {
+            ModelSource::File(path) => StyleModel::load(path, device, kind),
+            ModelSource::BuiltIn => StyleModel::load_bytes(BUILT_IN_DEFAULT, Path::new(BUILT_IN_NAME), device, kind),
+        }
+    }
+}
+
+/// Written as its path, or as "the built-in default model" (in a run's logged settings).
+impl serde::Serialize for ModelSource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+/// How the built-in model is named in messages.
+const BUILT_IN_NAME: &str = "the built-in default model";
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSource::File(path) => write!(f, "{}", path.display()),
+            ModelSource::BuiltIn => f.write_str(BUILT_IN_NAME),
+        }
+    }
+}
 
 /// A file in the `models/` folder beside the binary (`<prefix>/models`, or the source
 /// tree's for a binary in `target/<profile>/`), else under the current folder.
@@ -119,19 +172,5 @@ pub fn find_in_models(name: &str) -> Option<std::path::PathBuf> {
     let mut candidates: Vec<std::path::PathBuf> =
         exe.ancestors().skip(1).take(4).map(|dir| dir.join("models").join(name)).collect();
     candidates.push(Path::new("models").join(name));
-    candidates.into_iter().find(|p| p.is_file())
-}
-
-/// Where the default model is, if one is installed: `$JAPANIM_MODEL`, else
-/// `models/default.safetensors` beside the binary (`<prefix>/models`, or the source tree's
-/// `models/` for a binary in `target/<profile>/`), else under the current folder.
-pub fn default_model_path() -> Option<std::path::PathBuf> {
-    if let Some(path) = std::env::var_os("JAPANIM_MODEL") {
-        return Some(path.into());
-    }
-    let exe = std::env::current_exe().ok()?;
-    let mut candidates: Vec<std::path::PathBuf> =
-        exe.ancestors().skip(1).take(4).map(|dir| dir.join("models").join(DEFAULT_MODEL_FILE)).collect();
-    candidates.push(Path::new("models").join(DEFAULT_MODEL_FILE));
     candidates.into_iter().find(|p| p.is_file())
 }

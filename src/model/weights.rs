@@ -4,7 +4,8 @@
 //! - `japanim.format` = `cartoongan-generator`, `japanim.format_version` = `1`
 //! - `japanim.base_channels`, `japanim.residual_blocks`, `japanim.upsampling`: the
 //!   [`GeneratorConfig`] (`upsampling` is `transposed` or `resize`; files written before it
-//!   existed lack it and are `transposed`)
+//!   existed lack it and are `transposed`), `japanim.input_skip` (`true` or `false`; absent
+//!   is `false`)
 //! - `japanim.input` / `japanim.output`: the value convention (RGB, NCHW, [-1, 1])
 //! - `japanim.trained`: `true` for a trained model, `false` for random initialisation
 //! - `japanim.description`: free text (how it was made)
@@ -24,7 +25,8 @@ const FORMAT_VERSION: &str = "1";
 /// The value convention of a generator's input, as written into metadata.
 pub const INPUT_CONVENTION: &str = "RGB, NCHW float, value = u8 / 127.5 - 1 in [-1, 1]";
 /// The value convention of a generator's output.
-pub const OUTPUT_CONVENTION: &str = "RGB, NCHW float in [-1, 1] (tanh); u8 = round((v + 1) * 127.5)";
+pub const OUTPUT_CONVENTION: &str =
+    "RGB, NCHW float in [-1, 1] (tanh, or clipped with an input skip); u8 = round((v + 1) * 127.5)";
 
 /// What can be wrong with a weights file.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +124,7 @@ impl ModelInfo {
             ("japanim.base_channels", self.config.base_channels.to_string()),
             ("japanim.residual_blocks", self.config.residual_blocks.to_string()),
             ("japanim.upsampling", self.config.upsampling.name().to_string()),
+            ("japanim.input_skip", self.config.input_skip.to_string()),
             ("japanim.input", INPUT_CONVENTION.to_string()),
             ("japanim.output", OUTPUT_CONVENTION.to_string()),
             ("japanim.trained", self.trained.to_string()),
@@ -159,6 +162,11 @@ impl ModelInfo {
                 Some(text) => text.parse().map_err(bad)?,
                 None => Default::default(),
             },
+            input_skip: match meta.get("japanim.input_skip").map(String::as_str) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => return Err(bad(format!("japanim.input_skip = {other:?} is not true or false"))),
+            },
         };
         Ok(Self {
             config,
@@ -179,8 +187,12 @@ fn kind_of(dtype: Dtype) -> Option<Kind> {
 
 /// Reads only a weights file's metadata.
 pub fn read_info(path: &Path) -> Result<ModelInfo, WeightsError> {
-    let bytes = read(path)?;
-    let (_, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(path, e))?;
+    info_of(&read(path)?, path)
+}
+
+/// The metadata of a weights file's bytes (`path` names it in errors).
+pub fn info_of(bytes: &[u8], path: &Path) -> Result<ModelInfo, WeightsError> {
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| corrupt(path, e))?;
     ModelInfo::from_metadata(path, metadata.metadata().as_ref())
 }
 
@@ -260,13 +272,20 @@ pub(crate) fn load_into(
 /// Loads a file's tensors into the variables of `vs` (built for the file's architecture),
 /// checking every name and shape. Returns the file's description.
 pub fn load(vs: &mut VarStore, path: &Path) -> Result<ModelInfo, WeightsError> {
-    let bytes = read_file(path)?;
-    let info = ModelInfo::from_metadata(path, Some(&metadata_of(&bytes, path)?))?;
+    load_bytes(vs, &read_file(path)?, path)
+}
+
+/// [`load`] from a file's bytes already in memory (`path` names it in errors).
+pub fn load_bytes(vs: &mut VarStore, bytes: &[u8], path: &Path) -> Result<ModelInfo, WeightsError> {
+    let info = ModelInfo::from_metadata(path, Some(&metadata_of(bytes, path)?))?;
     let what = format!(
-        "not part of a generator with {} base channels, {} residual blocks and {} upsampling",
-        info.config.base_channels, info.config.residual_blocks, info.config.upsampling
+        "not part of a generator with {} base channels, {} residual blocks, {} upsampling and {}",
+        info.config.base_channels,
+        info.config.residual_blocks,
+        info.config.upsampling,
+        if info.config.input_skip { "an input skip" } else { "no input skip" }
     );
-    load_into(&vs.variables(), &bytes, path, "", false, &what)?;
+    load_into(&vs.variables(), bytes, path, "", false, &what)?;
     Ok(info)
 }
 

@@ -55,21 +55,6 @@ impl Default for AbstractionConfig {
     }
 }
 
-/// Mean over a (2r+1)² box, over the pixels inside the image near its borders.
-fn box_mean(x: &Tensor, r: i64) -> Result<Tensor, TchError> {
-    let k = 2 * r + 1;
-    x.f_avg_pool2d([k, k], [1, 1], [r, r], false, false, None)
-}
-
-/// Self-guided filter on each channel.
-fn guided(x: &Tensor, r: i64, eps: f64) -> Result<Tensor, TchError> {
-    let mean = box_mean(x, r)?;
-    let var = box_mean(&x.f_mul(x)?, r)?.f_sub(&mean.f_mul(&mean)?)?.f_clamp_min(0.0)?;
-    let a = var.f_div(&var.f_add_scalar(eps)?)?;
-    let b = mean.f_sub(&a.f_mul(&mean)?)?;
-    box_mean(&a, r)?.f_mul(x)?.f_add(&box_mean(&b, r)?)
-}
-
 /// Separable Gaussian blur of an N×1×H×W tensor, borders reflected.
 fn gaussian(x: &Tensor, sigma: f64) -> Result<Tensor, TchError> {
     let r = (3.0 * sigma).ceil() as i64;
@@ -88,7 +73,7 @@ fn gaussian(x: &Tensor, sigma: f64) -> Result<Tensor, TchError> {
 pub fn abstraction(photo: &Tensor, config: &AbstractionConfig) -> Result<Tensor, TchError> {
     let mut x = photo.f_to_kind(Kind::Float)?.f_add_scalar(1.0)?.f_mul_scalar(0.5)?;
     for _ in 0..config.passes {
-        x = guided(&x, config.radius, config.eps)?;
+        x = crate::model::surface::self_guided(&x, config.radius, config.eps)?;
     }
     if config.levels > 0 {
         let luma = x.f_mean_dim(1, true, Kind::Float)?;

@@ -33,6 +33,9 @@ pub struct TrainConfig {
     pub residual_blocks: i64,
     /// Generator upsampling: `transposed` (the original) or `resize` (no checkerboard grid).
     pub upsampling: Upsampling,
+    /// Generator input skip: a 7×7 filter of the photo added before the output tanh, so the
+    /// output keeps the photo's colours (InstanceNorm makes the original layout blind to them).
+    pub input_skip: bool,
     /// Discriminator width (32 in the original).
     pub disc_channels: i64,
     /// Side of the square training crops.
@@ -103,6 +106,7 @@ impl Default for TrainConfig {
             base_channels: 64,
             residual_blocks: 8,
             upsampling: Upsampling::Transposed,
+            input_skip: false,
             disc_channels: 32,
             crop: 256,
             batch: 8,
@@ -141,6 +145,7 @@ impl TrainConfig {
             base_channels: self.base_channels,
             residual_blocks: self.residual_blocks,
             upsampling: self.upsampling,
+            input_skip: self.input_skip,
         }
     }
 

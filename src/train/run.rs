@@ -229,16 +229,25 @@ fn step(
         m.g_total = scalar(&loss);
         return Ok(m);
     }
-    // Discriminator: anime is real; generated and edge-smoothed anime are fake.
-    let fake = tch::no_grad(|| nets.generator.forward(&batch.photo))?;
-    let d_real = bce_logits(&nets.discriminator.forward(&batch.anime)?, 1.0)?;
-    let d_fake = bce_logits(&nets.discriminator.forward(&fake)?, 0.0)?;
-    let d_smooth = bce_logits(&nets.discriminator.forward(&batch.smooth)?, 0.0)?;
-    let d_loss = d_real.f_add(&d_fake)?.f_add(&d_smooth)?;
-    nets.adam_d.backward_step(&d_loss)?;
+    // With no adversarial weight the discriminator would train for nothing: it is skipped
+    // (its weights stay as they are, its losses are logged as 0).
+    let adversarial = config.adversarial_weight != 0.0;
+    let zero = || Tensor::zeros([], (Kind::Float, batch.photo.device()));
+    let (d_real, d_fake, d_smooth, d_loss) = if adversarial {
+        // Discriminator: anime is real; generated and edge-smoothed anime are fake.
+        let fake = tch::no_grad(|| nets.generator.forward(&batch.photo))?;
+        let d_real = bce_logits(&nets.discriminator.forward(&batch.anime)?, 1.0)?;
+        let d_fake = bce_logits(&nets.discriminator.forward(&fake)?, 0.0)?;
+        let d_smooth = bce_logits(&nets.discriminator.forward(&batch.smooth)?, 0.0)?;
+        let d_loss = d_real.f_add(&d_fake)?.f_add(&d_smooth)?;
+        nets.adam_d.backward_step(&d_loss)?;
+        (d_real, d_fake, d_smooth, d_loss)
+    } else {
+        (zero(), zero(), zero(), zero())
+    };
     // Generator: fool D, keep the photo's content, take the anime's Gram statistics.
     let fake = nets.generator.forward(&batch.photo)?;
-    let g_adv = bce_logits(&nets.discriminator.forward(&fake)?, 1.0)?;
+    let g_adv = if adversarial { bce_logits(&nets.discriminator.forward(&fake)?, 1.0)? } else { zero() };
     let fake_features = vgg.features(&fake)?;
     let content = l1(&fake_features, &photo_features)?;
     let style = if config.style_weight > 0.0 {
