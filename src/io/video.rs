@@ -553,9 +553,6 @@ pub struct VideoSink {
     frames_written: u64,
 }
 
-// SAFETY: see VideoSource: the scaling context stays with the sink's thread.
-unsafe impl Send for VideoSink {}
-
 impl VideoSink {
     /// Creates `path` (container from its extension) for video of `format`, encoded with
     /// `settings`. The file is written directly: pass a temporary path for atomicity.
