@@ -110,36 +110,38 @@ pub fn evaluate(
     let stride = style_paths.len().div_ceil(style_limit.max(1));
     style_paths = style_paths.into_iter().step_by(stride.max(1)).collect();
     tch::no_grad(|| {
-        let mut style_gram: Option<Tensor> = None;
-        for path in &style_paths {
-            let g =
-                gram(&vgg.features(&to_input(&load_scaled(path, 256)?)?).map_err(crate::engine::EngineError::from)?)
-                    .map_err(crate::engine::EngineError::from)?;
-            style_gram = Some(match style_gram {
-                Some(sum) => sum + g,
-                None => g,
-            });
-        }
-        let style_gram = style_gram.expect("at least one style image") / style_paths.len() as f64;
-        // Second pass: each style image against the mean (keeping all the matrices would
-        // take 1 MB each).
-        let (mut self_distance, mut style_flat) = (0.0, 0.0);
-        let mut halves: [Option<Tensor>; 2] = [None, None];
-        for (i, path) in style_paths.iter().enumerate() {
+        let style_gram_of = |path: &PathBuf| -> Result<(crate::frame::Frame, Tensor), Error> {
             let frame = load_scaled(path, 256)?;
             let f = vgg.features(&to_input(&frame)?).map_err(crate::engine::EngineError::from)?;
-            let g = gram(&f).map_err(crate::engine::EngineError::from)?;
-            self_distance += mean_l1(&g, &style_gram);
+            Ok((frame, gram(&f).map_err(crate::engine::EngineError::from)?))
+        };
+        // The set's Gram sums in two halves (every other image), whose means also give the
+        // floor of the set figure.
+        let mut halves: [Option<Tensor>; 2] = [None, None];
+        let mut style_flat = 0.0;
+        for (i, path) in style_paths.iter().enumerate() {
+            let (frame, g) = style_gram_of(path)?;
             style_flat += look::flat_share(&frame.data, frame.width, frame.height);
             add_to(&mut halves[i % 2], g);
         }
-        let style_halves_distance = match halves {
-            [Some(a), Some(b)] => {
-                let (na, nb) = (style_paths.len().div_ceil(2) as f64, (style_paths.len() / 2) as f64);
-                mean_l1(&(a / na), &(b / nb))
-            }
-            _ => f64::NAN,
+        let [Some(first), second] = halves else { unreachable!("at least one style image") };
+        let style_gram = match &second {
+            Some(second) => (&first + second) / style_paths.len() as f64,
+            None => &first / style_paths.len() as f64,
         };
+        let style_halves_distance = match second {
+            Some(second) => {
+                let (na, nb) = (style_paths.len().div_ceil(2) as f64, (style_paths.len() / 2) as f64);
+                mean_l1(&(first / na), &(second / nb))
+            }
+            None => f64::NAN,
+        };
+        // Second pass: each style image against the mean (keeping all the matrices would
+        // take 1 MB each).
+        let mut self_distance = 0.0;
+        for path in &style_paths {
+            self_distance += mean_l1(&style_gram_of(path)?.1, &style_gram);
+        }
         let frames: Vec<_> = photo_paths.iter().map(|p| load_scaled(p, max_side)).collect::<Result<_, _>>()?;
         let mut input_distance = 0.0;
         let mut input_features = Vec::new();

@@ -193,10 +193,10 @@ pub struct VideoSource {
     draining: bool,
     next_index: u64,
     bad_packets: u64,
-    /// Times of the refused packets, in seconds.
-    bad_packet_times: Vec<f64>,
-    /// Frames the decoder output with errors concealed: (index, seconds).
-    damaged: Vec<(u64, Option<f64>)>,
+    /// Frames the decoder output with errors concealed.
+    concealed: u64,
+    /// When the refused packets and the concealed frames were, in seconds (where known).
+    damage_times: Vec<f64>,
     /// Whether a damaged frame or packet is an error rather than a warning.
     strict: bool,
 }
@@ -373,8 +373,8 @@ impl VideoSource {
             draining: false,
             next_index: 0,
             bad_packets: 0,
-            bad_packet_times: Vec::new(),
-            damaged: Vec::new(),
+            concealed: 0,
+            damage_times: Vec::new(),
             strict: false,
         })
     }
@@ -386,12 +386,6 @@ impl VideoSource {
         self
     }
 
-    /// Frames decoded so far that the decoder marked as damaged (errors concealed), as
-    /// (index, seconds).
-    pub fn damaged_frames(&self) -> &[(u64, Option<f64>)] {
-        &self.damaged
-    }
-
     fn seconds(&self, pts: Option<i64>) -> Option<f64> {
         let tb = self.format.time_base;
         pts.filter(|_| tb.denominator() > 0).map(|p| p as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator()))
@@ -400,12 +394,11 @@ impl VideoSource {
     /// Logs what was damaged, once at the end of the stream: frames whose packet the decoder
     /// refused (lost; FFmpeg's tools skip them too) and frames decoded with errors concealed.
     fn report_damage(&self) {
-        let total = self.bad_packets as usize + self.damaged.len();
+        let total = self.bad_packets + self.concealed;
         if total == 0 {
             return;
         }
-        let concealed = self.damaged.iter().filter_map(|(_, t)| *t);
-        let mut times: Vec<f64> = self.bad_packet_times.iter().copied().chain(concealed).collect();
+        let mut times = self.damage_times.clone();
         times.sort_by(f64::total_cmp);
         let mut at: Vec<String> = times.iter().take(5).map(|t| format!("{t:.2} s")).collect();
         if times.len() > 5 {
@@ -417,7 +410,7 @@ impl VideoSource {
              were concealed by FFmpeg; --strict-decode makes them fatal",
             self.path.display(),
             self.bad_packets,
-            self.damaged.len()
+            self.concealed
         );
     }
 
@@ -462,7 +455,8 @@ impl VideoSource {
                                 what: format!("frame {index}{when} has decode errors"),
                             });
                         }
-                        self.damaged.push((index, seconds));
+                        self.concealed += 1;
+                        self.damage_times.extend(seconds);
                     }
                     return Ok(Some(Ok(Decoded { picture, index, pts })));
                 }
@@ -498,9 +492,7 @@ impl VideoSource {
                                 });
                             }
                             self.bad_packets += 1;
-                            if let Some(t) = self.seconds(packet.pts()) {
-                                self.bad_packet_times.push(t);
-                            }
+                            self.damage_times.extend(self.seconds(packet.pts()));
                         }
                     } else if self.forward.get(index).copied().unwrap_or(false) {
                         self.pending.push_back(Box::new(VideoPacket { packet, input_index: index }));

@@ -376,9 +376,8 @@ impl Generator {
     /// Pointwise but for the skip's 7×7 filter, so it runs on whole frames after tiled segments.
     pub fn finish(&self, last: &Tensor, image: &Tensor) -> Result<Tensor, TchError> {
         match &self.input_skip {
-            // In f32 whatever the network computes in: libtorch's CPU bf16 convolution with
-            // three channels in and out fell to a path ~100× slower than the whole network
-            // (a training step took 83 s instead of 0.8 s), and the filter costs little.
+            // In f32 whatever the network computes in (`smooth` casts): the guided filter's
+            // variances are differences of squares, which bf16's 8-bit mantissa would swamp.
             // No tanh on this path: the identity filter then passes the input through
             // exactly, and the network's part is a correction clipped to the value range.
             Some(skip) => {

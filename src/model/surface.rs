@@ -20,7 +20,7 @@ pub fn box_mean(x: &Tensor, r: i64) -> Result<Tensor, TchError> {
 }
 
 /// One pass of the self-guided filter on each channel of an NCHW batch in [0, 1].
-pub fn self_guided(x: &Tensor, r: i64, eps: f64) -> Result<Tensor, TchError> {
+fn self_guided(x: &Tensor, r: i64, eps: f64) -> Result<Tensor, TchError> {
     let mean = box_mean(x, r)?;
     let var = box_mean(&x.f_mul(x)?, r)?.f_sub(&mean.f_mul(&mean)?)?.f_clamp_min(0.0)?;
     let a = var.f_div(&var.f_add_scalar(eps)?)?;
@@ -32,11 +32,18 @@ pub fn self_guided(x: &Tensor, r: i64, eps: f64) -> Result<Tensor, TchError> {
 /// Each pass reaches 2 r pixels, so the result depends on 2 r × passes pixels around each
 /// output pixel: it runs on whole frames.
 pub fn smooth(x: &Tensor, r: i64, eps: f64, passes: u32) -> Result<Tensor, TchError> {
-    let mut y = x.f_to_kind(Kind::Float)?.f_add_scalar(1.0)?.f_mul_scalar(0.5)?;
+    smooth_unit(&x.f_to_kind(Kind::Float)?.f_add_scalar(1.0)?.f_mul_scalar(0.5)?, r, eps, passes)?
+        .f_mul_scalar(2.0)?
+        .f_sub_scalar(1.0)
+}
+
+/// `passes` passes of [`self_guided`] over an NCHW batch in [0, 1].
+pub fn smooth_unit(x: &Tensor, r: i64, eps: f64, passes: u32) -> Result<Tensor, TchError> {
+    let mut y = x.shallow_clone();
     for _ in 0..passes {
         y = self_guided(&y, r, eps)?;
     }
-    y.f_mul_scalar(2.0)?.f_sub_scalar(1.0)
+    Ok(y)
 }
 
 #[cfg(test)]

@@ -71,10 +71,8 @@ fn gaussian(x: &Tensor, sigma: f64) -> Result<Tensor, TchError> {
 /// The abstraction of an NCHW RGB batch in [-1, 1], returned in [-1, 1] as f32. Needs
 /// sides of at least 2 r + 1 and 6 σ + 1 pixels (the training crops are far larger).
 pub fn abstraction(photo: &Tensor, config: &AbstractionConfig) -> Result<Tensor, TchError> {
-    let mut x = photo.f_to_kind(Kind::Float)?.f_add_scalar(1.0)?.f_mul_scalar(0.5)?;
-    for _ in 0..config.passes {
-        x = crate::model::surface::self_guided(&x, config.radius, config.eps)?;
-    }
+    let unit = photo.f_to_kind(Kind::Float)?.f_add_scalar(1.0)?.f_mul_scalar(0.5)?;
+    let mut x = crate::model::surface::smooth_unit(&unit, config.radius, config.eps, config.passes)?;
     if config.levels > 0 {
         let luma = x.f_mean_dim(1, true, Kind::Float)?;
         let scaled = luma.f_mul_scalar(f64::from(config.levels))?;
