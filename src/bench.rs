@@ -23,7 +23,7 @@ impl SyntheticSource {
 }
 
 impl FrameSource for SyntheticSource {
-    fn next_item(&mut self, pool: &FramePool) -> Result<Option<Item>, crate::Error> {
+    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, crate::Error> {
         if self.next == self.count {
             return Ok(None);
         }

@@ -253,13 +253,13 @@ pub fn evaluate_video(source: &Path, output: &Path, max_frames: usize) -> Result
 
     let (mut source_video, mut output_video) = (VideoSource::open(source, false)?, VideoSource::open(output, false)?);
     let (width, height) = video_size(source_video.format().width, source_video.format().height);
-    let pool = FramePool::new(4);
-    let next = |video: &mut VideoSource| -> Result<Option<Vec<u8>>, Error> {
+    let (mut pool, mut back) = FramePool::new(4);
+    let mut next = |video: &mut VideoSource| -> Result<Option<Vec<u8>>, Error> {
         loop {
-            match video.next_item(&pool)? {
+            match video.next_item(&mut pool)? {
                 Some(Item::Frame(frame)) => {
                     let scaled = look::resize_area(&frame.data, frame.width, frame.height, 3, width, height);
-                    pool.give(frame.data);
+                    back.give(frame.data);
                     return Ok(Some(scaled));
                 }
                 Some(Item::Passthrough(_)) => continue,

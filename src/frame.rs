@@ -1,6 +1,7 @@
 //! The one frame type that flows through every stage, and the pool its buffers come from.
 
-use crossbeam_channel::{Receiver, Sender};
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
+use ringbuf::{HeapCons, HeapProd, HeapRb};
 
 /// Largest width or height japanim accepts from a header, a flag or a file: 16384 px.
 pub const MAX_SIDE: u32 = 16_384;
@@ -42,34 +43,48 @@ pub fn check_frame_size(width: u32, height: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// A bounded pool of frame buffers shared by the stages of a stream.
+/// The taking end of a pool of frame buffers: the stage that fills frames (a decoder, the
+/// engine writing its results) takes its buffers here.
 ///
+/// A pool is a single-producer single-consumer ring of idle buffers (`ringbuf`): exactly one
+/// later stage gives buffers back ([`PoolReturn`]) and exactly one stage takes them, so a
+/// stream has one pool per pair of stages (see `stream::run`) and no lock or shared queue.
 /// Buffers given back are reused, so a long video allocates only as many buffers as the
 /// channels between stages can hold at once: memory depends on the channel bounds, not on
 /// the video's length.
-#[derive(Clone)]
 pub struct FramePool {
-    free_tx: Sender<Vec<u8>>,
-    free_rx: Receiver<Vec<u8>>,
+    free: HeapCons<Vec<u8>>,
+}
+
+/// The giving end of a [`FramePool`]: the stage done with a frame's buffer hands it back.
+pub struct PoolReturn {
+    free: HeapProd<Vec<u8>>,
 }
 
 impl FramePool {
-    /// A pool that keeps at most `capacity` idle buffers.
-    pub fn new(capacity: usize) -> Self {
-        let (free_tx, free_rx) = crossbeam_channel::bounded(capacity.max(1));
-        Self { free_tx, free_rx }
+    /// A pool that keeps at most `capacity` idle buffers, and the end that gives them back.
+    pub fn new(capacity: usize) -> (Self, PoolReturn) {
+        let (free_tx, free_rx) = HeapRb::new(capacity.max(1)).split();
+        (Self { free: free_rx }, PoolReturn { free: free_tx })
     }
 
     /// A zeroed-or-reused buffer of exactly `len` bytes.
-    pub fn take(&self, len: usize) -> Vec<u8> {
-        let mut buffer = self.free_rx.try_recv().unwrap_or_default();
+    pub fn take(&mut self, len: usize) -> Vec<u8> {
+        let mut buffer = self.free.try_pop().unwrap_or_default();
         buffer.resize(len, 0);
         buffer
     }
 
+    /// Idle buffers waiting to be taken.
+    pub fn idle(&self) -> usize {
+        self.free.occupied_len()
+    }
+}
+
+impl PoolReturn {
     /// Returns a buffer for reuse; dropped if the pool is full.
-    pub fn give(&self, buffer: Vec<u8>) {
-        let _ = self.free_tx.try_send(buffer);
+    pub fn give(&mut self, buffer: Vec<u8>) {
+        let _ = self.free.try_push(buffer);
     }
 }
 
@@ -88,7 +103,7 @@ pub enum Item {
 /// The first stage of a stream: yields frames (and passthrough data) in order.
 pub trait FrameSource: Send {
     /// The next item, taking frame buffers from `pool`; `None` at the end.
-    fn next_item(&mut self, pool: &FramePool) -> Result<Option<Item>, crate::Error>;
+    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, crate::Error>;
 }
 
 /// The last stage of a stream: consumes stylized frames in order.
@@ -109,16 +124,17 @@ mod tests {
 
     #[test]
     fn pool_reuses_buffers_and_stays_bounded() {
-        let pool = FramePool::new(2);
+        let (mut pool, mut back) = FramePool::new(2);
         let a = pool.take(12);
         let ptr = a.as_ptr();
-        pool.give(a);
+        back.give(a);
         let b = pool.take(12);
         assert_eq!(b.as_ptr(), ptr, "a given-back buffer is reused");
-        pool.give(b);
-        pool.give(vec![0; 3]);
-        pool.give(vec![0; 3]); // over capacity: dropped
-        assert_eq!(pool.free_rx.len(), 2);
+        assert_eq!(b.len(), 12);
+        back.give(b);
+        back.give(vec![0; 3]);
+        back.give(vec![0; 3]); // over capacity: dropped
+        assert_eq!(pool.idle(), 2);
     }
 
     #[test]

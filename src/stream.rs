@@ -10,7 +10,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::{Engine, Submitted};
-use crate::frame::{Frame, FramePool, FrameSink, FrameSource, Item, Passthrough};
+use crate::frame::{Frame, FramePool, FrameSink, FrameSource, Item, Passthrough, PoolReturn};
 
 /// How a stream runs.
 #[derive(Debug, Clone)]
@@ -78,20 +78,23 @@ pub fn run(
     let batch = options.batch.max(1);
     let queue = options.queue.max(1);
     let in_flight = options.in_flight.unwrap_or_else(|| engine.batches_in_flight()).max(1);
-    // Buffers in use: two queues, the batches on the device and one being collected, one
-    // being decoded.
-    let pool = FramePool::new(2 * queue + (in_flight + 1) * batch + 1);
+    // Two rings of idle buffers, each with one giver and one taker: the engine hands the
+    // source's frames back to the source, the sink hands the engine's results back to the
+    // engine. Each holds what its stages can have in use at once: input frames in the queue,
+    // on the device, being batched and being decoded; results in the queue, being collected
+    // and being written.
+    let (mut source_pool, inputs_back) = FramePool::new(queue + (in_flight + 1) * batch + 1);
+    let (engine_pool, mut results_back) = FramePool::new(queue + batch + 1);
     let (to_engine, from_source) = bounded::<Result<Item, crate::Error>>(queue);
     let (to_sink, from_engine) = bounded::<ToSink>(queue);
     let bar = progress_bar(options);
 
     std::thread::scope(|scope| {
-        let source_pool = pool.clone();
         let source_thread = scope.spawn(move || {
             let mut busy = Duration::ZERO;
             loop {
                 let started = Instant::now();
-                let item = match source.next_item(&source_pool) {
+                let item = match source.next_item(&mut source_pool) {
                     Ok(Some(item)) => Ok(item),
                     Ok(None) => break,
                     Err(e) => Err(e),
@@ -104,15 +107,16 @@ pub fn run(
             }
             busy
         });
-        let sink_pool = pool.clone();
         let sink_bar = bar.clone();
         let log = options.progress && !std::io::stderr().is_terminal();
-        let sink_thread = scope.spawn(move || sink_stage(sink.as_mut(), from_engine, &sink_pool, &sink_bar, log));
+        let sink_thread =
+            scope.spawn(move || sink_stage(sink.as_mut(), from_engine, &mut results_back, &sink_bar, log));
 
         let mut stage = EngineStage {
             engine,
             to_sink: &to_sink,
-            pool: &pool,
+            pool: engine_pool,
+            inputs_back,
             submitted: VecDeque::with_capacity(in_flight + 1),
             outputs: Vec::with_capacity(batch),
             busy: Duration::ZERO,
@@ -140,7 +144,10 @@ pub fn run(
 struct EngineStage<'a> {
     engine: &'a mut Engine,
     to_sink: &'a Sender<ToSink>,
-    pool: &'a FramePool,
+    /// Buffers for results, given back by the sink.
+    pool: FramePool,
+    /// Where the source's frames go once their results are out.
+    inputs_back: PoolReturn,
     /// Batches on the device, oldest first, with their frames (whose metadata the results take).
     submitted: VecDeque<(Vec<Frame>, Submitted)>,
     outputs: Vec<Vec<u8>>,
@@ -209,7 +216,7 @@ impl EngineStage<'_> {
         self.engine.collect(batch, &mut self.outputs)?;
         self.busy += started.elapsed();
         for (mut frame, stylized) in frames.into_iter().zip(self.outputs.drain(..)) {
-            self.pool.give(std::mem::replace(&mut frame.data, stylized));
+            self.inputs_back.give(std::mem::replace(&mut frame.data, stylized));
             if self.to_sink.send(ToSink::Frame(frame)).is_err() {
                 return Ok(false);
             }
@@ -221,7 +228,7 @@ impl EngineStage<'_> {
 fn sink_stage(
     sink: &mut dyn FrameSink,
     from_engine: Receiver<ToSink>,
-    pool: &FramePool,
+    results_back: &mut PoolReturn,
     bar: &ProgressBar,
     log: bool,
 ) -> Result<(u64, Duration), crate::Error> {
@@ -235,7 +242,7 @@ fn sink_stage(
                 let started = Instant::now();
                 sink.write_frame(&frame)?;
                 busy += started.elapsed();
-                pool.give(frame.data);
+                results_back.give(frame.data);
                 frames += 1;
                 bar.inc(1);
                 if log && last_log.elapsed() >= Duration::from_secs(10) {
@@ -288,7 +295,7 @@ mod tests {
     struct Frames(Vec<Item>);
 
     impl FrameSource for Frames {
-        fn next_item(&mut self, _pool: &FramePool) -> Result<Option<Item>, crate::Error> {
+        fn next_item(&mut self, _pool: &mut FramePool) -> Result<Option<Item>, crate::Error> {
             Ok((!self.0.is_empty()).then(|| self.0.remove(0)))
         }
     }

@@ -157,7 +157,7 @@ fn both_upsampling_layouts_round_trip_and_old_files_load_as_transposed() {
     let input = frame(20, 12);
     let mut outputs = Vec::new();
     for upsampling in [Upsampling::Transposed, Upsampling::Resize] {
-        let config = GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling, input_skip: false };
+        let config = GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling, ..Default::default() };
         let path = dir.path().join(format!("{upsampling}.safetensors"));
         let model = StyleModel::init(config, 3, "test");
         model.save(StoredPrecision::F32, &path).unwrap();
@@ -244,8 +244,13 @@ fn the_input_skip_round_trips_and_makes_the_output_see_the_input_colour() {
         data: input.data.iter().enumerate().map(|(i, v)| v / 2 + [40, 90, 10][i % 3]).collect(),
         ..input.clone()
     };
-    let config =
-        GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling: Upsampling::Resize, input_skip: true };
+    let config = GeneratorConfig {
+        base_channels: 4,
+        residual_blocks: 2,
+        upsampling: Upsampling::Resize,
+        input_skip: true,
+        ..Default::default()
+    };
     let path = dir.path().join("skip.safetensors");
     let model = StyleModel::init(config, 3, "test");
     assert!(model.variables().contains_key("input_skip.weight"));
@@ -283,4 +288,46 @@ fn the_input_skip_round_trips_and_makes_the_output_see_the_input_colour() {
     .unwrap();
     let err = load(&odd).err().unwrap().to_string();
     assert!(err.contains("japanim.input_skip = \"yes\" is not true or false"), "{err}");
+}
+
+#[test]
+fn outlines_only_darken_and_fall_on_the_dark_side_of_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    // Left half dark grey, right half light grey.
+    let (width, height) = (48u32, 32u32);
+    let data = (0..width * height).flat_map(|i| [if i % width < width / 2 { 60u8 } else { 200 }; 3]).collect();
+    let input = Frame { width, height, data, pts: None, index: 0 };
+    let config = GeneratorConfig {
+        base_channels: 4,
+        residual_blocks: 2,
+        upsampling: Upsampling::Resize,
+        input_skip: true,
+        outlines: true,
+    };
+    let path = dir.path().join("lines.safetensors");
+    StyleModel::init(config, 3, "test").save(StoredPrecision::F32, &path).unwrap();
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded.info().config, config);
+    let lined = stylize(loaded, &input);
+    // The same weights without outlines (they have no tensors): only the metadata differs.
+    let plain_path = dir.path().join("plain.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(
+        &plain_path,
+        with_header(&bytes, |h| h.replace("\"japanim.outlines\":\"true\"", "\"japanim.outlines\":\"false\"")),
+    )
+    .unwrap();
+    let plain_model = load(&plain_path).unwrap();
+    assert!(!plain_model.info().config.outlines);
+    let plain = stylize(plain_model, &input);
+    assert!(lined.iter().zip(&plain).all(|(a, b)| a <= b), "outlines only darken");
+    // Mean over the middle rows of one column.
+    let column = |image: &[u8], x: u32| -> f64 {
+        (8..24).map(|y| f64::from(image[((y * width + x) * 3) as usize])).sum::<f64>() / 16.0
+    };
+    for x in (2..8).chain(40..46) {
+        assert_eq!(column(&lined, x), column(&plain, x), "no line far from the edge (column {x})");
+    }
+    assert!(column(&lined, 23) < column(&plain, 23) - 20.0, "a line just left of the edge");
+    assert!(column(&lined, 25) > column(&plain, 25) - 2.0, "none on its light side");
 }

@@ -35,6 +35,9 @@ pub struct BenchArgs {
     /// Give the random generator an input skip.
     #[arg(long)]
     pub input_skip: bool,
+    /// Give the random generator outlines.
+    #[arg(long)]
+    pub outlines: bool,
     /// Frame size, WIDTHxHEIGHT.
     #[arg(long, value_parser = parse_size, default_value = "1280x720")]
     pub size: (u32, u32),
@@ -119,6 +122,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 residual_blocks: args.residual_blocks,
                 upsampling: args.upsampling,
                 input_skip: args.input_skip,
+                outlines: args.outlines,
             };
             StyleModel::init(config, 0, "bench").save(StoredPrecision::F32, &temp)?;
             temp.clone()
@@ -140,13 +144,13 @@ fn bench_video(args: &BenchArgs, model: &std::path::Path, video: &std::path::Pat
     use japanim::stylize::{self, StylizeJob};
     let mut source = japanim::io::video::VideoSource::open(video, false)?;
     let (w, h) = (source.format().width, source.format().height);
-    let pool = FramePool::new(4);
+    let (mut pool, mut back) = FramePool::new(4);
     let start = std::time::Instant::now();
     let mut decoded = 0u64;
-    while let Some(item) = source.next_item(&pool)? {
+    while let Some(item) = source.next_item(&mut pool)? {
         if let Item::Frame(frame) = item {
             decoded += 1;
-            pool.give(frame.data);
+            back.give(frame.data);
         }
     }
     let decode_fps = decoded as f64 / start.elapsed().as_secs_f64();

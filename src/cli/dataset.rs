@@ -172,7 +172,8 @@ fn folder_job(input: &std::path::Path, output: &std::path::Path) -> Result<Vec<s
 /// reason in the manifest.
 #[cfg(feature = "video")]
 fn keyframes(args: KeyframesArgs, progress: bool) -> Result<()> {
-    use japanim::dataset::keyframes::{extract, MANIFEST_HEADER};
+    use japanim::dataset::keyframes::extract;
+    use japanim::dataset::manifest::{self, KeyframeRow, KEYFRAME_HEADER};
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
     let spec = args.keyframes.spec(&Default::default());
     let mut rows = Vec::new();
@@ -212,13 +213,17 @@ fn keyframes(args: KeyframesArgs, progress: bool) -> Result<()> {
             }
             Err(e) => {
                 tracing::warn!("skipped {}: {e}", video.display());
-                rows.push(format!("{},,,,,\"skipped: {}\",", video.display(), e.to_string().replace('"', "'")));
+                rows.push(KeyframeRow {
+                    source: video.display().to_string(),
+                    status: format!("skipped: {e}"),
+                    ..Default::default()
+                });
                 failed += 1;
             }
         }
     }
     let manifest = args.output.join("manifest.csv");
-    std::fs::write(&manifest, format!("{MANIFEST_HEADER}\n{}\n", rows.join("\n")))?;
+    manifest::write(&manifest, &KEYFRAME_HEADER, &rows)?;
     if failed == args.videos.len() {
         bail!("no video could be read (reasons in {})", manifest.display());
     }

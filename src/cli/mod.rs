@@ -143,13 +143,7 @@ fn doctor() -> Result<()> {
     match default.load(tch::Device::Cpu, tch::Kind::Float) {
         Ok(model) => {
             let config = model.info().config;
-            say!(
-                "default model: {default} ({} base channels, {} residual blocks, {} upsampling{})",
-                config.base_channels,
-                config.residual_blocks,
-                config.upsampling,
-                if config.input_skip { ", input skip" } else { "" }
-            )?
+            say!("default model: {default} ({config})")?
         }
         Err(e) => say!("default model: {default} does not load: {e}")?,
     }

@@ -61,6 +61,10 @@ pub struct ModelInitArgs {
     /// colours (starts as the identity).
     #[arg(long)]
     pub input_skip: bool,
+    /// Draw dark outlines along the edges of the input's edge-preserving smoothing (a fixed
+    /// step after the network).
+    #[arg(long)]
+    pub outlines: bool,
     /// Random seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -97,6 +101,7 @@ fn init(args: ModelInitArgs) -> Result<()> {
         residual_blocks: args.residual_blocks,
         upsampling: args.upsampling,
         input_skip: args.input_skip,
+        outlines: args.outlines,
     };
     let description = format!("untrained: random initialisation, seed {}, by `japanim model init`", args.seed);
     let model = StyleModel::init(config, args.seed, &description);
@@ -116,13 +121,7 @@ fn info(path: &std::path::Path) -> Result<()> {
     let model = StyleModel::load(path, tch::Device::Cpu, tch::Kind::Float)?;
     let info = model.info();
     say!("file:            {}", path.display())?;
-    say!(
-        "architecture:    CartoonGAN generator, {} base channels, {} residual blocks, {} upsampling, {}",
-        info.config.base_channels,
-        info.config.residual_blocks,
-        info.config.upsampling,
-        if info.config.input_skip { "input skip" } else { "no input skip" }
-    )?;
+    say!("architecture:    CartoonGAN generator, {}", info.config)?;
     say!("parameters:      {}", model.parameter_count())?;
     say!("multiply-adds:   {:.3} M per pixel", info.config.macs_per_pixel() / 1e6)?;
     say!("trained:         {}", info.trained)?;

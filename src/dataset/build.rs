@@ -118,10 +118,7 @@ fn video_keyframes(
     spec: &super::keyframes::KeyframeSpec,
 ) -> Result<Vec<PathBuf>, crate::Error> {
     let result = super::keyframes::extract(video, dir, spec, &|_, _| {})?;
-    let rows = result.manifest_rows();
-    let manifest = dir.join("manifest.csv");
-    std::fs::write(&manifest, format!("{}\n{}\n", super::keyframes::MANIFEST_HEADER, rows.join("\n")))
-        .map_err(|source| DatasetError::Io { path: manifest, source })?;
+    super::manifest::write(&dir.join("manifest.csv"), &super::manifest::KEYFRAME_HEADER, &result.manifest_rows())?;
     Ok(result.candidates.into_iter().filter_map(|c| c.file).collect())
 }
 
@@ -233,13 +230,14 @@ pub fn build(spec: &BuildSpec, progress: &(dyn Fn() + Sync)) -> Result<BuildCoun
             skipped.fetch_add(1, Ordering::Relaxed);
         }
         counts[*kind as usize][usize::from(val)].fetch_add(written, Ordering::Relaxed);
-        manifest.lock().expect("no panics hold the lock").push(format!(
-            "{},{},{},{split},{written},\"{}\"",
-            dir,
-            label,
-            path.display(),
-            note.replace('"', "'")
-        ));
+        manifest.lock().expect("no panics hold the lock").push(super::manifest::BuildRow {
+            kind: dir.to_string(),
+            source: label.clone(),
+            image: path.display().to_string(),
+            split: split.to_string(),
+            crops: written,
+            note,
+        });
         progress();
         Ok(())
     })?;
@@ -252,9 +250,7 @@ pub fn build(spec: &BuildSpec, progress: &(dyn Fn() + Sync)) -> Result<BuildCoun
     };
     let mut rows = manifest.into_inner().expect("no panics hold the lock");
     rows.sort();
-    let manifest_path = spec.out.join("manifest.csv");
-    let text = format!("kind,source,image,split,crops,note\n{}\n", rows.join("\n"));
-    std::fs::write(&manifest_path, text).map_err(|source| DatasetError::Io { path: manifest_path, source })?;
+    super::manifest::write(&spec.out.join("manifest.csv"), &super::manifest::BUILD_HEADER, &rows)?;
     #[derive(Serialize)]
     struct Record<'a> {
         spec: &'a BuildSpec,

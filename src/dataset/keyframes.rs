@@ -390,22 +390,22 @@ impl VideoKeyframes {
         (mean, std)
     }
 
-    /// Manifest rows: source, frame, seconds, score, z-score, status, file.
-    pub fn manifest_rows(&self) -> Vec<String> {
+    /// Manifest rows, one per candidate.
+    pub fn manifest_rows(&self) -> Vec<super::manifest::KeyframeRow> {
         let (mean, std) = self.score_stats();
         self.candidates
             .iter()
             .map(|c| {
                 let z = (self.curve.iter().find(|p| p.0 == c.index).map_or(0.0, |p| p.2) - mean) / std;
-                format!(
-                    "{},{},{},{},{z:.3},{},{}",
-                    self.source.display(),
-                    c.index,
-                    c.seconds.map(|s| format!("{s:.3}")).unwrap_or_default(),
-                    c.score,
-                    c.dropped.as_deref().map_or("kept".to_string(), |r| format!("\"dropped: {r}\"")),
-                    c.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default()
-                )
+                super::manifest::KeyframeRow {
+                    source: self.source.display().to_string(),
+                    frame: c.index.to_string(),
+                    seconds: c.seconds.map(|s| format!("{s:.3}")).unwrap_or_default(),
+                    score: c.score.to_string(),
+                    zscore: format!("{z:.3}"),
+                    status: c.dropped.as_deref().map_or("kept".to_string(), |r| format!("dropped: {r}")),
+                    file: c.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default(),
+                }
             })
             .collect()
     }
@@ -482,12 +482,15 @@ pub fn extract(
     std::fs::create_dir_all(out).map_err(|source| DatasetError::Io { path: out.into(), source })?;
     // Only kept frames are converted to RGB; the differences are taken on the luma plane.
     let converter = std::cell::RefCell::new(source.rgb_converter());
-    let pool = FramePool::new(2);
+    // Saved frames become images, so no buffer comes back: the pools only hand out buffers.
+    let (mut save_pool, _) = FramePool::new(1);
     let save = |decoded: &Decoded, index: u64| -> Result<PathBuf, DatasetError> {
         let path = out.join(format!("{stem}_{index:06}.png"));
         if !path.exists() {
-            let frame =
-                converter.borrow_mut().convert(decoded, &pool).map_err(|e| DatasetError::Invalid(e.to_string()))?;
+            let frame = converter
+                .borrow_mut()
+                .convert(decoded, &mut save_pool)
+                .map_err(|e| DatasetError::Invalid(e.to_string()))?;
             let rgb = image::RgbImage::from_raw(frame.width, frame.height, frame.data)
                 .expect("a frame's buffer matches its size");
             super::write_atomically(&rgb, &path)?;
@@ -510,7 +513,7 @@ pub fn extract(
                 break;
             }
         });
-        let pool = FramePool::new(2);
+        let (mut pool, _) = FramePool::new(1);
         for decoded in rx {
             let decoded = decoded?;
             frames += 1;
@@ -518,7 +521,7 @@ pub fn extract(
             let luma = converter.borrow().luma(&decoded);
             let (grey, unblurred) = match luma {
                 Some(luma) => (blur3(&luma), Some(luma)),
-                None => (grey_blurred(&converter.borrow_mut().convert(&decoded, &pool)?), None),
+                None => (grey_blurred(&converter.borrow_mut().convert(&decoded, &mut pool)?), None),
             };
             if spec.letterbox {
                 // Bars are found on the unblurred picture where there is one: the blur smears edges.
@@ -562,8 +565,6 @@ fn cut_bars(video: &std::path::Path, candidates: &[Candidate], letterbox: &Lette
 }
 
 /// The header of keyframe manifests.
-pub const MANIFEST_HEADER: &str = "source,frame,seconds,score,zscore,status,file";
-
 #[cfg(test)]
 mod tests {
     use super::*;

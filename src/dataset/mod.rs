@@ -4,6 +4,7 @@
 pub mod build;
 pub mod crop;
 pub mod keyframes;
+pub mod manifest;
 pub mod smooth;
 
 /// Writes an image (format from the extension) under a temporary name and renames it over

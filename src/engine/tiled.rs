@@ -623,11 +623,17 @@ mod tests {
         // two residual blocks (the skip crosses segments), and edge regions only 4 px wide.
         // Both upsampling layouts: the resize layer's nearest-neighbour step must line up
         // across tile boundaries as the transposed convolution's does.
-        // With an input skip (its filter made random here), the filter runs on the whole frame.
-        let layouts = [(Upsampling::Transposed, false), (Upsampling::Resize, false), (Upsampling::Resize, true)];
-        for (upsampling, input_skip) in layouts {
+        // With an input skip (its filter made random here), the filter runs on the whole frame,
+        // and so do the outlines.
+        let layouts = [
+            (Upsampling::Transposed, false, false),
+            (Upsampling::Resize, false, false),
+            (Upsampling::Resize, true, false),
+            (Upsampling::Resize, true, true),
+        ];
+        for (upsampling, input_skip, outlines) in layouts {
             let vs = tch::nn::VarStore::new(Device::Cpu);
-            let config = GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling, input_skip };
+            let config = GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling, input_skip, outlines };
             let g = crate::model::with_global_rng(|| Generator::new(&vs.root(), config));
             if input_skip {
                 let mut skip = vs.variables()["input_skip.weight"].shallow_clone();
@@ -649,10 +655,7 @@ mod tests {
                 let y = tch::no_grad(|| TiledRunner::new(settings).run(&g, &[x.shallow_clone()])).unwrap().remove(0);
                 assert_eq!(y.size(), plain.size());
                 let diff = (&y - &plain).abs().max().double_value(&[]);
-                assert!(
-                    diff < 1e-5,
-                    "{upsampling}, skip {input_skip}, batch {batch}, {norm:?}: largest difference {diff}"
-                );
+                assert!(diff < 1e-5, "{config}, batch {batch}, {norm:?}: largest difference {diff}");
             }
             let naive = TileSettings { norm: NormStrategy::Tile, halo: 8, ..settings };
             let z = tch::no_grad(|| TiledRunner::new(naive).run(&g, &[x.shallow_clone()])).unwrap().remove(0);

@@ -303,7 +303,7 @@ impl<W: Write> RawWriter<W> {
 pub struct RawSource<R: Read + Send>(pub RawReader<R>);
 
 impl<R: Read + Send> FrameSource for RawSource<R> {
-    fn next_item(&mut self, pool: &FramePool) -> Result<Option<Item>, crate::Error> {
+    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, crate::Error> {
         let (width, height) = (self.0.format.width, self.0.format.height);
         let index = self.0.next_index;
         let mut data = pool.take(Frame::byte_len(width, height));

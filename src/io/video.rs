@@ -223,7 +223,7 @@ pub struct RgbConverter {
 
 impl RgbConverter {
     /// Converts one picture (which must have the stream's size) into a frame from `pool`.
-    pub fn convert(&mut self, decoded: &Decoded, pool: &FramePool) -> Result<Frame, VideoError> {
+    pub fn convert(&mut self, decoded: &Decoded, pool: &mut FramePool) -> Result<Frame, VideoError> {
         let picture = &decoded.picture;
         let (w, h) = (picture.width(), picture.height());
         if (w, h) != (self.width, self.height) {
@@ -520,7 +520,7 @@ impl VideoSource {
 }
 
 impl FrameSource for VideoSource {
-    fn next_item(&mut self, pool: &FramePool) -> Result<Option<Item>, crate::Error> {
+    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, crate::Error> {
         Ok(match self.next_event()? {
             Some(Ok(decoded)) => Some(Item::Frame(self.converter.convert(&decoded, pool)?)),
             Some(Err(packet)) => Some(Item::Passthrough(packet)),

@@ -15,6 +15,9 @@
 //! | `conv_out`               | reflect-pad 3, conv 7×7 C→3, tanh             |
 //! | `input_skip`             | only with `input_skip`: reflect-pad 3, conv 7×7 3→3 on the input's surface (edge-preserving smoothing), added to `conv_out`, clipped to [-1, 1] instead of the tanh |
 //!
+//! With `outlines` (no tensors of its own), the output is then darkened along the edges of
+//! the input's surface: multiplied, in [0, 1], by `1 - ink` ([`super::surface::ink`]).
+//!
 //! C is `base_channels` (64 in the original), LeakyReLU slope 0.2, InstanceNorm affine with
 //! eps 1e-5. Input and output are RGB in [-1, 1], NCHW, sides multiples of 4.
 //!
@@ -35,6 +38,12 @@
 //! identity and `conv_out` at a tenth of its random initialisation, so a new generator
 //! starts near the surface of its input. The filter reaches 18 px, so it runs on whole
 //! frames after the tiled segments ([`Generator::finish`]).
+//!
+//! The outlines are a fixed drawing step, not learned: an illustration's dark contour lines
+//! are one-pixel features a small network trained for minutes on two CPU cores does not
+//! learn to draw (its outputs stayed line-free in every measured run), while the difference
+//! of Gaussians of the surface draws them in place, on whole frames, stable from frame to
+//! frame as the surface is. The network learns around them (colours, flattening).
 
 use tch::{nn, TchError, Tensor};
 
@@ -91,11 +100,38 @@ pub struct GeneratorConfig {
     /// module documentation); off in the original layout.
     #[serde(default)]
     pub input_skip: bool,
+    /// Whether dark outlines are drawn along the edges of the input's surface (see the module
+    /// documentation); off in the original layout.
+    #[serde(default)]
+    pub outlines: bool,
 }
 
 impl Default for GeneratorConfig {
     fn default() -> Self {
-        Self { base_channels: 64, residual_blocks: 8, upsampling: Upsampling::Transposed, input_skip: false }
+        Self {
+            base_channels: 64,
+            residual_blocks: 8,
+            upsampling: Upsampling::Transposed,
+            input_skip: false,
+            outlines: false,
+        }
+    }
+}
+
+/// "32 base channels, 4 residual blocks, resize upsampling, input skip, outlines" (or "no
+/// input skip"; outlines are named only when on).
+impl std::fmt::Display for GeneratorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} base channels, {} residual blocks, {} upsampling",
+            self.base_channels, self.residual_blocks, self.upsampling
+        )?;
+        write!(f, ", {}", if self.input_skip { "input skip" } else { "no input skip" })?;
+        if self.outlines {
+            write!(f, ", outlines")?;
+        }
+        Ok(())
     }
 }
 
@@ -372,21 +408,35 @@ impl Generator {
     }
 
     /// The output image from the last segment's result and the input `image` (the same
-    /// region of both): tanh, or with an input skip its filter added and the sum clipped.
-    /// Pointwise but for the skip's 7×7 filter, so it runs on whole frames after tiled segments.
+    /// region of both): tanh, or with an input skip its filter added and the sum clipped;
+    /// then, with outlines, darkened along the surface's edges. Pointwise but for the
+    /// surface, the skip's 7×7 filter and the outlines' blur, so it runs on whole frames
+    /// after tiled segments.
     pub fn finish(&self, last: &Tensor, image: &Tensor) -> Result<Tensor, TchError> {
-        match &self.input_skip {
-            // In f32 whatever the network computes in (`smooth` casts): the guided filter's
-            // variances are differences of squares, which bf16's 8-bit mantissa would swamp.
+        use super::surface;
+        // In f32 whatever the network computes in (`smooth` casts): the guided filter's
+        // variances are differences of squares, which bf16's 8-bit mantissa would swamp.
+        let surface = (self.input_skip.is_some() || self.config.outlines)
+            .then(|| surface::smooth(image, surface::RADIUS, surface::EPS, surface::PASSES))
+            .transpose()?;
+        let out = match (&self.input_skip, &surface) {
             // No tanh on this path: the identity filter then passes the input through
             // exactly, and the network's part is a correction clipped to the value range.
-            Some(skip) => {
-                let surface =
-                    super::surface::smooth(image, super::surface::RADIUS, super::surface::EPS, super::surface::PASSES)?;
-                let filtered = skip.forward(&surface)?;
-                last.f_add(&filtered.f_to_kind(last.kind())?)?.f_clamp(-1.0, 1.0)
+            (Some(skip), Some(surface)) => {
+                let filtered = skip.forward(surface)?;
+                last.f_add(&filtered.f_to_kind(last.kind())?)?.f_clamp(-1.0, 1.0)?
             }
-            None => last.f_tanh(),
+            _ => last.f_tanh()?,
+        };
+        match (self.config.outlines, &surface) {
+            (true, Some(surface)) => {
+                let unit = surface.f_add_scalar(1.0)?.f_mul_scalar(0.5)?;
+                let ink = surface::ink(&unit, surface::LINE_SIGMA, surface::LINE_THRESHOLD, surface::LINE_GAIN)?;
+                let keep = ink.f_neg()?.f_add_scalar(1.0)?.f_to_kind(out.kind())?;
+                // (out + 1) / 2 · keep, back to [-1, 1].
+                out.f_add_scalar(1.0)?.f_mul(&keep)?.f_sub_scalar(1.0)
+            }
+            _ => Ok(out),
         }
     }
 

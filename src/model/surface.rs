@@ -3,6 +3,10 @@
 //! representation" does. The generator's input skip carries the photo through it, so the
 //! output starts from a flat version of the photo (its colours, none of its fine texture);
 //! the training abstraction target starts from the same filter.
+//!
+//! Outlines come from the same surface: dark lines on the dark side of its edges, where the
+//! difference of Gaussians of its luma is negative beyond a threshold ([`ink`]). The
+//! generator's `outlines` option and the abstraction target draw them with one function.
 
 use tch::{Kind, TchError, Tensor};
 
@@ -12,6 +16,14 @@ pub const RADIUS: i64 = 3;
 pub const EPS: f64 = 0.006;
 /// Passes of that filter.
 pub const PASSES: u32 = 3;
+/// σ of the narrower Gaussian of the generator's outlines (the wider is 1.6 σ), in pixels.
+pub const LINE_SIGMA: f64 = 1.2;
+/// Difference of Gaussians (luma in [0, 1]) below which the generator draws no outline.
+pub const LINE_THRESHOLD: f64 = 0.006;
+/// Ink per unit of difference beyond the threshold.
+pub const LINE_GAIN: f64 = 80.0;
+/// The most ink a pixel takes: an outline keeps 30 % of the colour under it.
+pub const MAX_INK: f64 = 0.7;
 
 /// Mean over a (2r+1)² box, over the pixels inside the image near its borders.
 pub fn box_mean(x: &Tensor, r: i64) -> Result<Tensor, TchError> {
@@ -44,6 +56,30 @@ pub fn smooth_unit(x: &Tensor, r: i64, eps: f64, passes: u32) -> Result<Tensor, 
         y = self_guided(&y, r, eps)?;
     }
     Ok(y)
+}
+
+/// Separable Gaussian blur of an N×1×H×W tensor, borders reflected (sides must exceed
+/// 3 σ).
+pub fn gaussian(x: &Tensor, sigma: f64) -> Result<Tensor, TchError> {
+    let r = (3.0 * sigma).ceil() as i64;
+    let taps: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() as f32).collect();
+    let sum: f32 = taps.iter().sum();
+    let taps: Vec<f32> = taps.iter().map(|t| t / sum).collect();
+    let kernel = Tensor::from_slice(&taps).to_device(x.device());
+    let horizontal = kernel.f_view([1, 1, 1, 2 * r + 1])?;
+    let vertical = kernel.f_view([1, 1, 2 * r + 1, 1])?;
+    let x = x.f_reflection_pad2d([r, r, r, r])?;
+    x.f_conv2d(&horizontal, None::<&Tensor>, [1], [0], [1], 1)?.f_conv2d(&vertical, None::<&Tensor>, [1], [0], [1], 1)
+}
+
+/// The ink of outlines for an NCHW RGB batch in [0, 1] (f32): N×1×H×W in [0, [`MAX_INK`]],
+/// `gain` times how far the difference of Gaussians of the luma (σ and 1.6 σ) falls below
+/// `-threshold`. That is the dark side of each edge, so lines sit just inside dark shapes.
+/// Multiply colours by `1 - ink` to draw them.
+pub fn ink(unit: &Tensor, sigma: f64, threshold: f64, gain: f64) -> Result<Tensor, TchError> {
+    let luma = unit.f_mean_dim(1, true, Kind::Float)?;
+    let dog = gaussian(&luma, sigma)?.f_sub(&gaussian(&luma, 1.6 * sigma)?)?;
+    dog.f_neg()?.f_sub_scalar(threshold)?.f_mul_scalar(gain)?.f_clamp(0.0, MAX_INK)
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //! - `japanim.format` = `cartoongan-generator`, `japanim.format_version` = `1`
 //! - `japanim.base_channels`, `japanim.residual_blocks`, `japanim.upsampling`: the
 //!   [`GeneratorConfig`] (`upsampling` is `transposed` or `resize`; files written before it
-//!   existed lack it and are `transposed`), `japanim.input_skip` (`true` or `false`; absent
-//!   is `false`)
+//!   existed lack it and are `transposed`), `japanim.input_skip` and `japanim.outlines`
+//!   (`true` or `false`; absent is `false`)
 //! - `japanim.input` / `japanim.output`: the value convention (RGB, NCHW, [-1, 1])
 //! - `japanim.trained`: `true` for a trained model, `false` for random initialisation
 //! - `japanim.description`: free text (how it was made)
@@ -125,6 +125,7 @@ impl ModelInfo {
             ("japanim.residual_blocks", self.config.residual_blocks.to_string()),
             ("japanim.upsampling", self.config.upsampling.name().to_string()),
             ("japanim.input_skip", self.config.input_skip.to_string()),
+            ("japanim.outlines", self.config.outlines.to_string()),
             ("japanim.input", INPUT_CONVENTION.to_string()),
             ("japanim.output", OUTPUT_CONVENTION.to_string()),
             ("japanim.trained", self.trained.to_string()),
@@ -155,6 +156,14 @@ impl ModelInfo {
                 .filter(|v| (1..=max).contains(v))
                 .ok_or_else(|| bad(format!("{key} = {text:?} is not a whole number from 1 to {max}")))
         };
+        // Options added after the format: absent in older files, which were made without them.
+        let flag = |key: &str| -> Result<bool, WeightsError> {
+            match meta.get(key).map(String::as_str) {
+                None | Some("false") => Ok(false),
+                Some("true") => Ok(true),
+                Some(other) => Err(bad(format!("{key} = {other:?} is not true or false"))),
+            }
+        };
         let config = GeneratorConfig {
             base_channels: int("japanim.base_channels", 1024)?,
             residual_blocks: int("japanim.residual_blocks", 64)?,
@@ -162,11 +171,8 @@ impl ModelInfo {
                 Some(text) => text.parse().map_err(bad)?,
                 None => Default::default(),
             },
-            input_skip: match meta.get("japanim.input_skip").map(String::as_str) {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(other) => return Err(bad(format!("japanim.input_skip = {other:?} is not true or false"))),
-            },
+            input_skip: flag("japanim.input_skip")?,
+            outlines: flag("japanim.outlines")?,
         };
         Ok(Self {
             config,
@@ -278,13 +284,7 @@ pub fn load(vs: &mut VarStore, path: &Path) -> Result<ModelInfo, WeightsError> {
 /// [`load`] from a file's bytes already in memory (`path` names it in errors).
 pub fn load_bytes(vs: &mut VarStore, bytes: &[u8], path: &Path) -> Result<ModelInfo, WeightsError> {
     let info = ModelInfo::from_metadata(path, Some(&metadata_of(bytes, path)?))?;
-    let what = format!(
-        "not part of a generator with {} base channels, {} residual blocks, {} upsampling and {}",
-        info.config.base_channels,
-        info.config.residual_blocks,
-        info.config.upsampling,
-        if info.config.input_skip { "an input skip" } else { "no input skip" }
-    );
+    let what = format!("not part of a generator with {}", info.config);
     load_into(&vs.variables(), bytes, path, "", false, &what)?;
     Ok(info)
 }

@@ -5,7 +5,8 @@
 //!
 //! Three steps, on RGB in [0, 1]:
 //! 1. **Surface**: a self-guided filter (He et al. 2010) applied a few times flattens texture
-//!    while keeping strong edges.
+//!    while keeping strong edges; its chroma may then be raised (`saturation`), as
+//!    illustrations are more saturated than photos.
 //! 2. **Colour flattening**: luma is pushed onto a soft staircase of `levels` steps (chroma
 //!    kept), so gradients become flat bands with short transitions.
 //! 3. **Outlines**: where the difference of Gaussians of the flattened luma is dark beyond a
@@ -38,6 +39,8 @@ pub struct AbstractionConfig {
     pub line_threshold: f64,
     /// σ of the narrower Gaussian (the wider is 1.6 σ).
     pub line_sigma: f64,
+    /// Chroma gain around each pixel's luma (1: colours as in the photo).
+    pub saturation: f64,
 }
 
 impl Default for AbstractionConfig {
@@ -51,21 +54,9 @@ impl Default for AbstractionConfig {
             line_gain: 40.0,
             line_threshold: 0.01,
             line_sigma: 1.0,
+            saturation: 1.0,
         }
     }
-}
-
-/// Separable Gaussian blur of an N×1×H×W tensor, borders reflected.
-fn gaussian(x: &Tensor, sigma: f64) -> Result<Tensor, TchError> {
-    let r = (3.0 * sigma).ceil() as i64;
-    let taps: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() as f32).collect();
-    let sum: f32 = taps.iter().sum();
-    let taps: Vec<f32> = taps.iter().map(|t| t / sum).collect();
-    let kernel = Tensor::from_slice(&taps).to_device(x.device());
-    let horizontal = kernel.f_view([1, 1, 1, 2 * r + 1])?;
-    let vertical = kernel.f_view([1, 1, 2 * r + 1, 1])?;
-    let x = x.f_reflection_pad2d([r, r, r, r])?;
-    x.f_conv2d(&horizontal, None::<&Tensor>, [1], [0], [1], 1)?.f_conv2d(&vertical, None::<&Tensor>, [1], [0], [1], 1)
 }
 
 /// The abstraction of an NCHW RGB batch in [-1, 1], returned in [-1, 1] as f32. Needs
@@ -73,6 +64,10 @@ fn gaussian(x: &Tensor, sigma: f64) -> Result<Tensor, TchError> {
 pub fn abstraction(photo: &Tensor, config: &AbstractionConfig) -> Result<Tensor, TchError> {
     let unit = photo.f_to_kind(Kind::Float)?.f_add_scalar(1.0)?.f_mul_scalar(0.5)?;
     let mut x = crate::model::surface::smooth_unit(&unit, config.radius, config.eps, config.passes)?;
+    if config.saturation != 1.0 {
+        let luma = x.f_mean_dim(1, true, Kind::Float)?;
+        x = x.f_sub(&luma)?.f_mul_scalar(config.saturation)?.f_add(&luma)?.f_clamp(0.0, 1.0)?;
+    }
     if config.levels > 0 {
         let luma = x.f_mean_dim(1, true, Kind::Float)?;
         let scaled = luma.f_mul_scalar(f64::from(config.levels))?;
@@ -82,10 +77,7 @@ pub fn abstraction(photo: &Tensor, config: &AbstractionConfig) -> Result<Tensor,
         x = x.f_add(&flattened.f_sub(&luma)?)?.f_clamp(0.0, 1.0)?;
     }
     if config.line_gain > 0.0 {
-        let luma = x.f_mean_dim(1, true, Kind::Float)?;
-        let dog = gaussian(&luma, config.line_sigma)?.f_sub(&gaussian(&luma, 1.6 * config.line_sigma)?)?;
-        let ink =
-            dog.f_neg()?.f_sub_scalar(config.line_threshold)?.f_mul_scalar(config.line_gain)?.f_clamp(0.0, 0.7)?;
+        let ink = crate::model::surface::ink(&x, config.line_sigma, config.line_threshold, config.line_gain)?;
         x = x.f_mul(&ink.f_neg()?.f_add_scalar(1.0)?)?;
     }
     x.f_mul_scalar(2.0)?.f_sub_scalar(1.0)
@@ -104,6 +96,21 @@ mod tests {
         // One colour in, one colour out (the staircase moves it, nothing varies across it).
         let spread = (out.max() - out.min()).double_value(&[]);
         assert!(spread < 1e-5, "spread {spread}");
+    }
+
+    #[test]
+    fn saturation_scales_chroma_around_luma_and_leaves_grey_alone() {
+        let config = AbstractionConfig { levels: 0, line_gain: 0.0, saturation: 2.0, ..Default::default() };
+        // RGB (0.5, 0.3, 0.4) in [0, 1]: luma 0.4, chroma (0.1, -0.1, 0) doubles.
+        let colour = Tensor::from_slice(&[0.0f32, -0.4, -0.2]).view([1, 3, 1, 1]).expand([1, 3, 16, 16], true);
+        let out = abstraction(&colour, &config).unwrap();
+        let pixel: Vec<f64> = (0..3).map(|c| (out.double_value(&[0, c, 8, 8]) + 1.0) / 2.0).collect();
+        for (got, want) in pixel.iter().zip([0.6, 0.2, 0.4]) {
+            assert!((got - want).abs() < 1e-4, "{pixel:?}");
+        }
+        let grey = Tensor::full([1, 3, 16, 16], 0.3, (Kind::Float, Device::Cpu));
+        let out = abstraction(&grey, &config).unwrap();
+        assert!((out - 0.3).abs().max().double_value(&[]) < 1e-5);
     }
 
     #[test]

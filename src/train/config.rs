@@ -36,6 +36,9 @@ pub struct TrainConfig {
     /// Generator input skip: a 7×7 filter of the photo added before the output tanh, so the
     /// output keeps the photo's colours (InstanceNorm makes the original layout blind to them).
     pub input_skip: bool,
+    /// Generator outlines: dark lines drawn along the edges of the photo's surface after the
+    /// network (a fixed step, see `model::generator`).
+    pub outlines: bool,
     /// Discriminator width (32 in the original).
     pub disc_channels: i64,
     /// Side of the square training crops.
@@ -107,6 +110,7 @@ impl Default for TrainConfig {
             residual_blocks: 8,
             upsampling: Upsampling::Transposed,
             input_skip: false,
+            outlines: false,
             disc_channels: 32,
             crop: 256,
             batch: 8,
@@ -146,6 +150,7 @@ impl TrainConfig {
             residual_blocks: self.residual_blocks,
             upsampling: self.upsampling,
             input_skip: self.input_skip,
+            outlines: self.outlines,
         }
     }
 
