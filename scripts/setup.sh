@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
+# slurmctld, slurmd, slurm-client and munge: the single-node SLURM the cluster test starts
+# by hand (scripts/slurm-local.sh); nothing else needs them.
 for pkg in pkg-config clang libclang-dev make libavcodec-dev libavformat-dev libavutil-dev \
-           libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg; do
+           libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg \
+           slurmctld slurmd slurm-client munge; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

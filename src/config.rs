@@ -19,7 +19,7 @@ pub struct StylizeSection {
     pub precision: Option<PrecisionChoice>,
     /// Frames per generator call.
     pub batch: Option<usize>,
-    /// Tile side (0: whole frames).
+    /// Tile side (0: whole frames; unset: the engine chooses, see `Engine::with_automatic_tiles`).
     pub tile: Option<u32>,
     /// Tile halo.
     pub halo: Option<u32>,

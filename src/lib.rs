@@ -5,6 +5,7 @@
 //! joined by bounded channels, and [`stylize`] is the whole job as the command line runs it.
 
 pub mod bench;
+pub mod cluster;
 pub mod config;
 pub mod dataset;
 pub mod device;
@@ -15,6 +16,7 @@ pub mod io;
 pub mod look;
 pub mod model;
 pub mod output;
+pub mod parts;
 pub mod stream;
 pub mod stylize;
 pub mod train;
@@ -32,6 +34,13 @@ pub enum Error {
     #[cfg(feature = "video")]
     #[error(transparent)]
     Video(#[from] io::video::VideoError),
+    /// Parts of a video: made, checked and joined.
+    #[cfg(feature = "video")]
+    #[error(transparent)]
+    Parts(#[from] io::parts::PartsError),
+    /// Planning a part.
+    #[error(transparent)]
+    Part(#[from] parts::PartError),
     /// Inference.
     #[error(transparent)]
     Engine(#[from] engine::EngineError),

@@ -39,7 +39,9 @@ pub struct StylizeJob {
     /// Video encoder settings.
     pub encoder: EncoderSettings,
     /// Tiled inference: (max tile, halo or the model's receptive radius, feather, tiles per
-    /// call, normalisation); `None` runs whole frames.
+    /// call, normalisation). `None` leaves it to the engine ([`Engine::with_automatic_tiles`]:
+    /// exact tiles on the CPU for large frames and wherever whole frames would crowd
+    /// memory); a `max_tile` of 0 runs whole frames.
     pub tiles: Option<TileRequest>,
     /// Size of rgb24 frames on stdin.
     pub raw_size: Option<(u32, u32)>,
@@ -52,6 +54,8 @@ pub struct StylizeJob {
     pub stabilize: f64,
     /// Fail on the first damaged video frame or packet instead of concealing and counting.
     pub strict_decode: bool,
+    /// Stylize only this part of a video (`--part K/N`), for `join` to put together.
+    pub part: Option<crate::parts::PartSpec>,
     /// Replace existing outputs.
     pub overwrite: bool,
     /// Show progress.
@@ -75,6 +79,11 @@ pub struct TileRequest {
 }
 
 impl TileRequest {
+    /// Whole frames, never tiles (`--tile 0`).
+    pub fn whole_frames() -> Self {
+        Self { max_tile: 0, halo: None, feather: 0, batch: None, norm: NormStrategy::Exact }
+    }
+
     /// The engine settings for a model with `residual_blocks` on `device`.
     pub fn settings(&self, residual_blocks: i64, device: tch::Device) -> TileSettings {
         // The exact strategy needs only one segment's receptive field around each tile.
@@ -104,6 +113,8 @@ pub struct Summary {
     pub output: String,
     /// For a stream (video, raw frames): the figures of its stages.
     pub stream: Option<stream::StreamStats>,
+    /// Whether the output was already finished and kept (a part run again).
+    pub kept: bool,
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -130,11 +141,36 @@ pub fn run(job: &StylizeJob) -> Result<Summary, Error> {
     if meta.len() == 0 {
         return Err(invalid(format!("input {} is an empty file", input.display())));
     }
+    if job.part.is_some() && is_image_path(input) {
+        return Err(invalid(format!("--part splits a video; {} is an image", input.display())));
+    }
     if is_image_path(input) {
         run_image(job)
     } else {
         run_video(job)
     }
+}
+
+/// A fingerprint of everything that shapes a part's pictures and stream: the model's bytes,
+/// the encoder, tiles, temporal smoothing, precision and device choice. `join` refuses parts
+/// whose fingerprints differ.
+pub fn settings_fingerprint(job: &StylizeJob) -> Result<u64, Error> {
+    let mut hash = crate::parts::Fnv::default();
+    match &job.model {
+        ModelSource::File(path) => {
+            hash.write(&std::fs::read(path).map_err(|e| invalid(format!("model {}: {e}", path.display())))?)
+        }
+        ModelSource::BuiltIn => hash.write(crate::model::BUILT_IN_DEFAULT),
+    }
+    let shape = serde_json::json!({
+        "encoder": job.encoder,
+        "tiles": job.tiles,
+        "stabilize": job.stabilize,
+        "precision": job.precision,
+        "device": job.device,
+    });
+    hash.write(shape.to_string().as_bytes());
+    Ok(hash.0)
 }
 
 /// Weight of the past in the temporal smoothing of video, unless `--stabilize` says
@@ -151,7 +187,7 @@ fn stream_engine(job: &StylizeJob) -> Result<Engine, Error> {
     if job.stabilize >= 1.0 || job.stabilize.is_nan() {
         return Err(invalid(format!("--stabilize {} must be from 0 (off) to below 1", job.stabilize)));
     }
-    if let Some(tiles) = job.tiles.as_ref().filter(|t| !t.norm.is_exact()) {
+    if let Some(tiles) = job.tiles.as_ref().filter(|t| t.max_tile > 0 && !t.norm.is_exact()) {
         // Only whole frames and exact tiles measure the whole-frame statistics to smooth.
         tracing::warn!("--tile-norm {:?} measures no whole-frame statistics: no temporal smoothing", tiles.norm);
         return Ok(engine);
@@ -171,8 +207,8 @@ fn stream_batch(job: &StylizeJob, engine: &Engine, width: u32, height: u32) -> u
 
 fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
     let (device, kind) = device::resolve(job.device, job.precision)?;
-    if job.precision == PrecisionChoice::Auto && device == tch::Device::Cpu && device::cpu_has_bf16() {
-        tracing::info!("this CPU has bf16 instructions: --precision bf16 is about 1.7x faster (53 dB from f32)");
+    if job.precision == PrecisionChoice::Auto && device == tch::Device::Cpu && kind == tch::Kind::BFloat16 {
+        tracing::info!("this CPU has bf16 instructions: running in bf16 (--precision f32 for f32)");
     }
     let model = job.model.load(device, kind)?;
     let info = model.info();
@@ -190,6 +226,10 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
         );
     }
     let Some(request) = &job.tiles else { return Ok(Engine::new(model).with_automatic_tiles()) };
+    if request.max_tile == 0 {
+        tracing::info!("whole frames (--tile 0)");
+        return Ok(Engine::new(model));
+    }
     let settings = request.settings(info.config.residual_blocks, device);
     let side = align4(settings.max_tile.max(8));
     TilePlan::new(side, side, settings.max_tile, settings.halo)
@@ -222,7 +262,7 @@ fn run_image(job: &StylizeJob) -> Result<Summary, Error> {
     let start = Instant::now();
     let mut engine = load_engine(job)?;
     let path = stylize_image_file(&mut engine, &job.input, pending)?;
-    Ok(Summary { frames: 1, elapsed: start.elapsed(), output: path.display().to_string(), stream: None })
+    Ok(Summary { frames: 1, elapsed: start.elapsed(), output: path.display().to_string(), stream: None, kept: false })
 }
 
 /// Reads an image, stylizes it and writes it to `pending`, then moves it into place.
@@ -287,6 +327,7 @@ fn run_folder(job: &StylizeJob) -> Result<Summary, Error> {
         elapsed: start.elapsed(),
         output: job.output.display().to_string(),
         stream: None,
+        kept: false,
     })
 }
 
@@ -336,7 +377,7 @@ fn finish(stats: stream::StreamStats, destination: Destination) -> Result<Summar
         Destination::File(pending) => pending.commit()?.display().to_string(),
         Destination::Stdout => "stdout".to_string(),
     };
-    Ok(Summary { frames: stats.frames, elapsed: stats.elapsed, output, stream: Some(stats) })
+    Ok(Summary { frames: stats.frames, elapsed: stats.elapsed, output, stream: Some(stats), kept: false })
 }
 
 fn run_stdin(job: &StylizeJob) -> Result<Summary, Error> {
@@ -400,9 +441,86 @@ fn run_video(_job: &StylizeJob) -> Result<Summary, Error> {
     Err(no_video_feature())
 }
 
+/// One part of a video (`--part K/N`): its frames, each stylized as a run over the whole
+/// video stylizes it, encoded with the source's timestamps into a file labelled with the
+/// part, the video and the settings. A finished part with the same label is kept.
+#[cfg(feature = "video")]
+fn run_video_part(job: &StylizeJob, part: crate::parts::PartSpec) -> Result<Summary, Error> {
+    use crate::io::parts::{read_label, scan_frames, FromFrame, PartSource};
+    use crate::io::video::{VideoSink, VideoSource};
+    use crate::parts::PartLabel;
+    if is_dash(&job.output) {
+        return Err(invalid("--part writes a part file for `japanim join`: give -o PART.mkv (or .mp4), not -"));
+    }
+    let start = Instant::now();
+    let table = scan_frames(&job.input)?;
+    let warm_up = if job.stabilize > 0.0 {
+        crate::engine::temporal::StatisticsSmoother::new(job.stabilize).warm_up_frames() as u64
+    } else {
+        0
+    };
+    let plan = table.plan(part, warm_up)?;
+    let label = PartLabel {
+        part,
+        first: plan.first,
+        end: plan.end,
+        total: plan.total,
+        source: table.fingerprint(),
+        settings: settings_fingerprint(job)?,
+    };
+    if job.output.exists() && !job.overwrite && read_label(&job.output).ok().flatten().as_ref() == Some(&label) {
+        tracing::info!(
+            "{}: part {part} of this video with these settings is already finished: kept (--overwrite redoes it)",
+            job.output.display()
+        );
+        return Ok(Summary {
+            frames: plan.frames(),
+            elapsed: start.elapsed(),
+            output: job.output.display().to_string(),
+            stream: None,
+            kept: true,
+        });
+    }
+    let video = VideoSource::open(&job.input, false)?.strict(job.strict_decode);
+    let mut format = video.format().clone();
+    format.metadata.retain(|(key, _)| !key.eq_ignore_ascii_case("comment"));
+    format.metadata.push(("comment".into(), label.to_string()));
+    format.frames = Some(plan.end - plan.warm_first);
+    let destination = destination(job)?;
+    let Destination::File(pending) = &destination else { unreachable!("checked above: not stdout") };
+    let sink = VideoSink::create_as(pending.temp_path(), pending.destination(), &format, &job.encoder)?;
+    let from = match plan.decode_from {
+        Some((key, _)) => format!("key frame {key}"),
+        None => "the start".to_string(),
+    };
+    tracing::info!(
+        "part {part}: frames {}..{} of {} ({} warm-up frames first; decoding from {from})",
+        plan.first,
+        plan.end,
+        plan.total,
+        plan.first - plan.warm_first
+    );
+    let source = PartSource::new(video, &table, plan)?;
+    let mut engine = stream_engine(job)?;
+    let options = StreamOptions {
+        batch: stream_batch(job, &engine, format.width, format.height),
+        progress: job.progress,
+        expected_frames: format.frames,
+        ..Default::default()
+    };
+    let sink = FromFrame { sink: Box::new(sink), first: plan.first };
+    let stats = stream::run(Box::new(source), &mut engine, Box::new(sink), &options)?;
+    let mut summary = finish(stats, destination)?;
+    summary.frames = plan.frames();
+    Ok(summary)
+}
+
 #[cfg(feature = "video")]
 fn run_video(job: &StylizeJob) -> Result<Summary, Error> {
     use crate::io::video::{VideoSink, VideoSource};
+    if let Some(part) = job.part {
+        return run_video_part(job, part);
+    }
     let to_stdout = is_dash(&job.output);
     let source = VideoSource::open(&job.input, !to_stdout)?.strict(job.strict_decode);
     let format = source.format().clone();

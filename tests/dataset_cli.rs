@@ -249,6 +249,44 @@ fn build_takes_video_sources_and_splits_them_whole() {
 }
 
 #[test]
+fn build_reuses_key_frames_picked_earlier_as_a_cluster_task_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = shots_video(dir.path());
+    let anime = dir.path().join("anime");
+    frames(&anime, 3, 80, 80);
+    let out = dir.path().join("set");
+    // The array task of pipelines/slurm/dataset-from-films.sbatch: key frames into the
+    // folder `build` keeps them in.
+    let picked = out.join("keyframes/photo/shots");
+    let result = run(japanim().args(["dataset", "keyframes"]).arg(&video).arg("-o").arg(&picked));
+    assert!(result.status.success(), "{}", stderr(&result));
+    let frames_before = listing(&picked);
+    let build = || {
+        run(japanim()
+            .env("RUST_LOG", "info")
+            .args(["dataset", "build", "--photos"])
+            .arg(&video)
+            .arg("--anime")
+            .arg(&anime)
+            .arg("-o")
+            .arg(&out)
+            .args(["--size", "64", "--per-image", "2"]))
+    };
+    let result = build();
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(stderr(&result).contains("reusing the 2 key frames"), "{}", stderr(&result));
+    assert_eq!(listing(&out.join("photo/train")).len() + listing(&out.join("photo/val")).len(), 4);
+    assert_eq!(listing(&picked), frames_before, "nothing picked again");
+    // A frame gone: the video is read again.
+    let frame = frames_before.iter().find(|n| n.ends_with(".png")).unwrap();
+    std::fs::remove_file(picked.join(frame)).unwrap();
+    let result = build();
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(!stderr(&result).contains("reusing"), "{}", stderr(&result));
+    assert!(picked.join(frame).is_file());
+}
+
+#[test]
 fn build_reads_a_pipeline_file_and_flags_override_it() {
     let dir = tempfile::tempdir().unwrap();
     frames(&dir.path().join("photos"), 3, 120, 90);

@@ -18,6 +18,9 @@ fn stylize(
         .arg(&output)
         .arg("--model")
         .arg(model)
+        // Exactness is a property of the f32 arithmetic; on a CPU with bf16 instructions the
+        // default would be bf16, whose rounding differs between a tile and the whole frame.
+        .args(["--precision", "f32"])
         .args(extra));
     let pixels = if out.status.success() { image::open(&output).unwrap().to_rgb8().into_raw() } else { Vec::new() };
     (out, pixels)
@@ -62,7 +65,7 @@ fn tiles_with_measured_frame_statistics_reproduce_the_whole_frame() {
         .arg(&output)
         .arg("--model")
         .arg(&model)
-        .args(["--tile", "40", "--tile-norm", "exact:disk"]));
+        .args(["--precision", "f32", "--tile", "40", "--tile-norm", "exact:disk"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let on_disk = image::open(&output).unwrap().to_rgb8().into_raw();
     let p = japanim::engine::tiles::psnr(&on_disk, &whole);

@@ -158,7 +158,8 @@ fn bf16_mixed_precision_trains_f32_weights_close_to_an_f32_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     dataset(&data);
-    let config = tiny_config(&vgg_file(dir.path()));
+    // f32 named, not auto: auto is bf16 on a CPU with bf16 instructions.
+    let config = TrainConfig { precision: japanim::device::PrecisionChoice::F32, ..tiny_config(&vgg_file(dir.path())) };
     let mixed_config = TrainConfig { precision: japanim::device::PrecisionChoice::Bf16, ..config.clone() };
     let (full, mixed) = (dir.path().join("f32"), dir.path().join("bf16"));
     train::train(&options(&data, &full, Some(config), false, None)).unwrap();

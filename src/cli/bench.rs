@@ -165,12 +165,17 @@ fn bench_video(args: &BenchArgs, model: &std::path::Path, video: &std::path::Pat
         precision: args.precision,
         batch: Some(args.batch),
         encoder: EncoderSettings::default(),
-        tiles: tile_request(&args.tiles, &japanim::config::StylizeSection::default())?,
+        // Whole frames unless --tile names a size: a benchmark runs what it is told.
+        tiles: Some(
+            tile_request(&args.tiles, &japanim::config::StylizeSection::default())?
+                .unwrap_or_else(japanim::stylize::TileRequest::whole_frames),
+        ),
         raw_size: None,
         raw_fps: None,
         raw_output: None,
         stabilize: 0.0,
         strict_decode: false,
+        part: None,
         overwrite: true,
         progress: false,
     };
@@ -217,6 +222,7 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
             .collect::<Result<_>>()?
     };
     let tiles = tile_request(&args.tiles, &japanim::config::StylizeSection::default())?
+        .filter(|t| t.max_tile > 0)
         .map(|t| t.settings(config.residual_blocks, device));
     let make_engine = || -> Result<Engine> {
         Ok(match tiles {

@@ -2,6 +2,7 @@
 //! them) and the function that turns them into library calls.
 
 mod bench;
+mod cluster;
 mod dataset;
 mod eval;
 mod model;
@@ -66,6 +67,12 @@ pub enum Command {
     /// Measure throughput: the generator alone, the whole engine stream, a video pipeline,
     /// or training steps.
     Bench(bench::BenchArgs),
+    /// Put the parts of a video (from `stylize --part K/N`) back together, without
+    /// re-encoding, with the source's audio and subtitles.
+    Join(cluster::JoinArgs),
+    /// Run work across a cluster on its scheduler (SLURM).
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Report which libtorch, device and default model japanim finds.
     Doctor,
 }
@@ -127,6 +134,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => train::export(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Join(args) => cluster::join(args),
+        Command::Cluster(command) => cluster::run(command),
         Command::Doctor => doctor(),
     }
 }

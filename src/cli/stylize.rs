@@ -74,6 +74,11 @@ pub struct StylizeArgs {
     /// japanim warns with the number of damaged frames and their times.
     #[arg(long)]
     pub strict_decode: bool,
+    /// Stylize only part K of N of a video (K from 0), for `japanim join` to put together;
+    /// `auto/N` takes K from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX. Parts follow from
+    /// the video alone, so machines need not talk; a finished part is kept on a re-run.
+    #[arg(long, value_name = "K/N")]
+    pub part: Option<String>,
     /// Replace the output if it exists.
     #[arg(long)]
     pub overwrite: bool,
@@ -82,7 +87,9 @@ pub struct StylizeArgs {
 /// Tiled inference, shared by `stylize` and `bench`.
 #[derive(Debug, Args, Clone)]
 pub struct TileOptions {
-    /// Cut frames whose padded size exceeds N px into tiles of at most N px (0: whole frames).
+    /// Cut frames whose padded size exceeds N px into tiles of at most N px (0: whole frames)
+    /// [default: exact tiles of 512 px on the CPU, and on a GPU where whole frames would crowd
+    /// its memory; else whole frames].
     #[arg(long)]
     pub tile: Option<u32>,
     /// Context around each tile's core [default: the model's receptive-field radius].
@@ -142,11 +149,19 @@ pub fn run(args: StylizeArgs, progress: bool) -> Result<()> {
         }),
         stabilize: args.stabilize.or(section.stabilize).unwrap_or(stylize::DEFAULT_STABILIZE),
         strict_decode: args.strict_decode,
+        part: args
+            .part
+            .as_deref()
+            .map(|text| japanim::parts::PartSpec::parse(text, japanim::parts::task_index_from_env()))
+            .transpose()?,
         overwrite: args.overwrite,
         progress,
     };
     tracing::info!("stylize settings: {}", serde_json::to_string(&job)?);
     let summary = stylize::run(&job)?;
+    if summary.kept {
+        return Ok(());
+    }
     let seconds = summary.elapsed.as_secs_f64();
     // Which stage limited the run: the one busy nearly all the time.
     let stages = summary.stream.map(|s| {
@@ -163,15 +178,13 @@ pub fn run(args: StylizeArgs, progress: bool) -> Result<()> {
     Ok(())
 }
 
-/// Tiling from flags over the pipeline file; `None` for whole frames.
+/// Tiling from flags over the pipeline file: `None` when neither names a tile size (the
+/// engine's choice), a request with `max_tile` 0 for whole frames (`--tile 0`).
 pub fn tile_request(
     flags: &TileOptions,
     section: &japanim::config::StylizeSection,
 ) -> Result<Option<japanim::stylize::TileRequest>> {
-    let max_tile = flags.tile.or(section.tile).unwrap_or(0);
-    if max_tile == 0 {
-        return Ok(None);
-    }
+    let Some(max_tile) = flags.tile.or(section.tile) else { return Ok(None) };
     let norm = match (flags.tile_norm, &section.tile_norm) {
         (Some(n), _) => n,
         (None, Some(text)) => text.parse().map_err(anyhow::Error::msg)?,

@@ -117,9 +117,47 @@ fn video_keyframes(
     dir: &Path,
     spec: &super::keyframes::KeyframeSpec,
 ) -> Result<Vec<PathBuf>, crate::Error> {
+    if let Some(frames) = earlier_keyframes(video, dir) {
+        tracing::info!(
+            "{}: reusing the {} key frames in {} (picked earlier, e.g. by `dataset keyframes` on a cluster; delete the \
+             folder to pick them again)",
+            video.display(),
+            frames.len(),
+            dir.display()
+        );
+        return Ok(frames);
+    }
     let result = super::keyframes::extract(video, dir, spec, &|_, _| {})?;
     super::manifest::write(&dir.join("manifest.csv"), &super::manifest::KEYFRAME_HEADER, &result.manifest_rows())?;
     Ok(result.candidates.into_iter().filter_map(|c| c.file).collect())
+}
+
+/// The key frames of `video` an earlier run left in `dir`: `dataset keyframes VIDEO -o DIR`
+/// (one array task per film, see pipelines/slurm/) or an earlier build. Its manifest must
+/// list the video and every kept frame must still be there; else `None`, and they are picked again.
+#[cfg(feature = "video")]
+fn earlier_keyframes(video: &Path, dir: &Path) -> Option<Vec<PathBuf>> {
+    let rows = super::manifest::read_keyframes(&dir.join("manifest.csv")).ok()?;
+    let same = |source: &str| {
+        source == video.display().to_string()
+            || Path::new(source).canonicalize().ok().is_some_and(|s| video.canonicalize().ok() == Some(s))
+    };
+    let rows: Vec<_> = rows.into_iter().filter(|r| same(&r.source)).collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let kept = rows.iter().filter(|r| r.status == "kept" && !r.file.is_empty());
+    // A frame is found where the manifest says, or by its name in `dir` (a run from another
+    // working folder wrote another relative path).
+    kept.map(|r| {
+        let named = PathBuf::from(&r.file);
+        if named.is_file() {
+            Some(named)
+        } else {
+            named.file_name().map(|n| dir.join(n)).filter(|p| p.is_file())
+        }
+    })
+    .collect()
 }
 
 #[cfg(not(feature = "video"))]

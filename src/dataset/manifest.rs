@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::DatasetError;
 
 /// One key-frame candidate of `dataset keyframes` (or a video that could not be read).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyframeRow {
     /// The video.
     pub source: String,
@@ -66,6 +66,13 @@ pub fn write<R: Serialize>(path: &Path, header: &[&str], rows: &[R]) -> Result<(
     writer.flush().map_err(io)
 }
 
+/// Reads a key-frame manifest written by [`write`].
+pub fn read_keyframes(path: &Path) -> Result<Vec<KeyframeRow>, DatasetError> {
+    let bad = |e: csv::Error| DatasetError::Invalid(format!("{}: reading the manifest: {e}", path.display()));
+    let mut reader = csv::Reader::from_path(path).map_err(bad)?;
+    reader.deserialize().collect::<Result<_, _>>().map_err(bad)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +102,29 @@ mod tests {
         assert_eq!(&records[0][1], "trips, 2024");
         assert_eq!(&records[0][2], "trips, 2024/beach \"north\".png");
         assert_eq!(&records[0][4], "3");
+    }
+
+    #[test]
+    fn a_keyframe_manifest_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.csv");
+        let rows = vec![
+            KeyframeRow {
+                source: "a, b.mkv".into(),
+                frame: "12".into(),
+                status: "kept".into(),
+                file: "x/a_12.png".into(),
+                ..Default::default()
+            },
+            KeyframeRow {
+                source: "a, b.mkv".into(),
+                frame: "30".into(),
+                status: "dropped: blank".into(),
+                ..Default::default()
+            },
+        ];
+        write(&path, &KEYFRAME_HEADER, &rows).unwrap();
+        assert_eq!(read_keyframes(&path).unwrap(), rows);
     }
 
     #[test]

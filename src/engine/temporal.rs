@@ -3,10 +3,18 @@
 //! shot, instead of the frame's own. A frame's own statistics jitter with compression noise
 //! and with what enters and leaves the picture; the network turns that jitter into colour and
 //! texture that pulses from frame to frame. The average is reset at a cut, found where the
-//! first layer's statistics (which no earlier layer influences) jump.
+//! first layer's statistics (which no earlier layer influences) jump from one frame to the next.
+//!
+//! The average is taken over a finite window ([`StatisticsSmoother::window`] frames, where the
+//! older past would weigh under 1 %), recomputed from the window's own statistics each frame,
+//! and a cut is decided from two neighbouring frames alone. So a frame's statistics depend on
+//! that window and nothing before it: a part of a video that starts `window` frames early
+//! (`stylize --part`) normalises its frames bit for bit as a run over the whole video does.
 //!
 //! The statistics are those of the whole frame in both the whole-frame and the exact tiled
 //! path, and frames of one batch are folded in order, so tiles and `--batch` change nothing.
+
+use std::collections::VecDeque;
 
 use tch::{Kind, TchError, Tensor};
 
@@ -16,8 +24,13 @@ use crate::model::generator::{NormHook, NORM_EPS};
 pub struct StatisticsSmoother {
     /// Weight of the past in the average (0: every frame its own statistics).
     past_weight: f64,
-    /// Per layer: the (mean, biased variance) used for the last frame, 1×C f32.
-    state: Vec<Option<(Tensor, Tensor)>>,
+    /// Frames the average reaches back over, the current one included.
+    window: usize,
+    /// Per layer: the own (mean, biased variance) of the shot's last frames, oldest first,
+    /// at most `window`, each 1×C f32.
+    history: Vec<VecDeque<(Tensor, Tensor)>>,
+    /// The previous frame's own first-layer statistics, to find cuts.
+    previous_first: Option<(Tensor, Tensor)>,
     /// Per frame of the batch being run: whether it starts a shot (decided at layer 0).
     starts_shot: Vec<bool>,
     /// Frames that started a shot, for the log.
@@ -29,10 +42,38 @@ pub struct StatisticsSmoother {
 /// `temporal` strategy also takes as a cut.
 const CUT_THRESHOLD: f64 = 0.25;
 
+/// The weight of the past beyond the window, at most: 1 %.
+const FORGOTTEN_WEIGHT: f64 = 0.01;
+
 impl StatisticsSmoother {
     /// A smoother whose average gives the past `past_weight` (in [0, 1)).
     pub fn new(past_weight: f64) -> Self {
-        Self { past_weight: past_weight.clamp(0.0, 0.999), state: Vec::new(), starts_shot: Vec::new(), cuts: 0 }
+        let past_weight = past_weight.clamp(0.0, 0.999);
+        Self {
+            past_weight,
+            window: Self::window_for(past_weight),
+            history: Vec::new(),
+            previous_first: None,
+            starts_shot: Vec::new(),
+            cuts: 0,
+        }
+    }
+
+    /// Frames the average of `past_weight` reaches back over, the current one included: the
+    /// fewest after which the older past would weigh at most 1 %.
+    pub fn window_for(past_weight: f64) -> usize {
+        if past_weight <= 0.0 {
+            return 1;
+        }
+        (FORGOTTEN_WEIGHT.ln() / past_weight.ln()).ceil().max(1.0) as usize
+    }
+
+    /// Frames a run must see before a frame to normalise it exactly as a run from the start
+    /// of the video does: the rest of its window. (A run's first frame starts a shot, which
+    /// is where the window would begin anyway; a cut inside the window is found from the two
+    /// frames around it, both seen.)
+    pub fn warm_up_frames(&self) -> usize {
+        self.window - 1
     }
 
     /// Frames that started a new shot so far (the first frame counts).
@@ -43,8 +84,8 @@ impl StatisticsSmoother {
     /// Statistics to normalise layer `layer` of a batch with, given each frame's own (`mean`,
     /// biased `var`: N×C, f32), in frame order; returns N×C each.
     pub fn smooth(&mut self, layer: usize, mean: &Tensor, var: &Tensor) -> Result<(Tensor, Tensor), TchError> {
-        if self.state.len() <= layer {
-            self.state.resize_with(layer + 1, || None);
+        if self.history.len() <= layer {
+            self.history.resize_with(layer + 1, VecDeque::new);
         }
         let (n, _) = mean.size2()?;
         if layer == 0 {
@@ -54,30 +95,56 @@ impl StatisticsSmoother {
         for i in 0..n {
             let (m, v) = (mean.f_narrow(0, i, 1)?, var.f_narrow(0, i, 1)?);
             if layer == 0 {
-                let cut = match &self.state[0] {
+                let cut = match &self.previous_first {
                     Some((pm, pv)) => statistics_jumped(pm, pv, &m, &v)?,
                     None => true,
                 };
+                self.previous_first = Some((m.shallow_clone(), v.shallow_clone()));
                 self.cuts += u64::from(cut);
                 self.starts_shot.push(cut);
             }
-            let fresh = self.starts_shot.get(i as usize).copied().unwrap_or(true);
-            let used = match (&self.state[layer], fresh) {
-                (Some((pm, pv)), false) => {
-                    let w = self.past_weight;
-                    (
-                        pm.f_mul_scalar(w)?.f_add(&m.f_mul_scalar(1.0 - w)?)?,
-                        pv.f_mul_scalar(w)?.f_add(&v.f_mul_scalar(1.0 - w)?)?,
-                    )
-                }
-                _ => (m, v),
-            };
-            means.push(used.0.shallow_clone());
-            vars.push(used.1.shallow_clone());
-            self.state[layer] = Some(used);
+            let history = &mut self.history[layer];
+            if self.starts_shot.get(i as usize).copied().unwrap_or(true) {
+                history.clear();
+            }
+            if history.len() == self.window {
+                history.pop_front();
+            }
+            history.push_back((m, v));
+            let (used_mean, used_var) = windowed_average(history, self.past_weight)?;
+            means.push(used_mean);
+            vars.push(used_var);
         }
         Ok((Tensor::f_cat(&means, 0)?, Tensor::f_cat(&vars, 0)?))
     }
+}
+
+/// The exponential moving average of `history` (oldest first) started afresh at its oldest
+/// entry: the oldest weighs w^(n−1), the k-th newest (1 − w)·w^k. One weighted sum, the same
+/// arithmetic wherever the window comes from.
+fn windowed_average(history: &VecDeque<(Tensor, Tensor)>, w: f64) -> Result<(Tensor, Tensor), TchError> {
+    let n = history.len();
+    if n == 1 {
+        let (m, v) = &history[0];
+        return Ok((m.shallow_clone(), v.shallow_clone()));
+    }
+    let weights: Vec<f32> = (0..n)
+        .map(|i| {
+            let age = (n - 1 - i) as i32;
+            if i == 0 {
+                w.powi(age) as f32
+            } else {
+                ((1.0 - w) * w.powi(age)) as f32
+            }
+        })
+        .collect();
+    let first = &history[0].0;
+    let weights = Tensor::from_slice(&weights).f_to_device(first.device())?.f_view([1, n as i64])?;
+    let stack = |pick: fn(&(Tensor, Tensor)) -> &Tensor| -> Result<Tensor, TchError> {
+        let rows: Vec<&Tensor> = history.iter().map(pick).collect();
+        weights.f_matmul(&Tensor::f_cat(&rows, 0)?)
+    };
+    Ok((stack(|h| &h.0)?, stack(|h| &h.1)?))
 }
 
 /// Whether per-channel statistics moved more than [`CUT_THRESHOLD`] of their spread: the
@@ -155,6 +222,52 @@ mod tests {
         // 0 → 0.1 → 0.15 (half-way each frame), then a jump of 5 spreads starts a new shot.
         assert_eq!(used.iter().map(|v| (v * 1000.0).round() / 1000.0).collect::<Vec<_>>(), [0.0, 0.1, 0.15, 5.0]);
         assert_eq!(s.shots(), 2);
+    }
+
+    #[test]
+    fn the_window_forgets_the_past_so_a_late_start_catches_up_exactly() {
+        let w = 0.6;
+        let window = StatisticsSmoother::window_for(w);
+        // 0.6^9 ≈ 0.0101, 0.6^10 ≈ 0.006: ten frames.
+        assert_eq!(window, 10);
+        assert_eq!(StatisticsSmoother::window_for(0.0), 1);
+        assert_eq!(StatisticsSmoother::window_for(0.9), 44);
+        // A slow drift (no cut): a run from frame 0 and one that starts `warm_up_frames`
+        // before frame 25 give frame 25 onwards bit for bit the same statistics.
+        let frames: Vec<[f32; 2]> = (0..40).map(|i| [0.01 * i as f32, (0.013 * i as f32).sin()]).collect();
+        let run = |from: usize| {
+            let mut s = StatisticsSmoother::new(w);
+            frames[from..]
+                .iter()
+                .map(|f| {
+                    let (m, v) = stats(f);
+                    let (m, v) = s.smooth(0, &m, &v).unwrap();
+                    (Vec::<f32>::try_from(m.view([-1])).unwrap(), Vec::<f32>::try_from(v.view([-1])).unwrap())
+                })
+                .collect::<Vec<_>>()
+        };
+        let warm_up = StatisticsSmoother::new(w).warm_up_frames();
+        let whole = run(0);
+        let late = run(25 - warm_up);
+        assert_eq!(whole[25..], late[warm_up..]);
+        // Starting one frame later is not exact.
+        let too_late = run(26 - warm_up);
+        assert_ne!(whole[25], too_late[warm_up - 1]);
+        // A cut inside the window: a frame far from the others restarts both runs alike.
+        let mut jumpy = frames.clone();
+        jumpy[20] = [9.0, 9.0];
+        let frames = jumpy;
+        let run = |from: usize| {
+            let mut s = StatisticsSmoother::new(w);
+            frames[from..]
+                .iter()
+                .map(|f| {
+                    let (m, v) = stats(f);
+                    s.smooth(0, &m, &v).unwrap().0.double_value(&[0, 0])
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(0)[25..], run(25 - warm_up)[warm_up..]);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 pub mod colour;
 pub mod image;
+#[cfg(feature = "video")]
+pub mod parts;
 pub mod raw;
 #[cfg(feature = "video")]
 pub mod scale;

@@ -345,13 +345,7 @@ impl VideoSource {
             }
         }
         let metadata = input.metadata().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let display_matrix =
-            stream.side_data().find(|d| d.kind() == codec::packet::side_data::Type::DisplayMatrix).and_then(|d| {
-                let bytes = d.data();
-                (bytes.len() >= 36).then(|| {
-                    std::array::from_fn(|i| i32::from_ne_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes")))
-                })
-            });
+        let display_matrix = display_matrix_of(&stream);
         let format =
             VideoFormat { width, height, frame_rate, time_base, colour, copied, metadata, frames, display_matrix };
         Ok(Self {
@@ -412,6 +406,43 @@ impl VideoSource {
             self.bad_packets,
             self.concealed
         );
+    }
+
+    /// Goes to the key frame with timestamp `pts` (in the video stream's time base):
+    /// decoding continues from there, and packets of other streams read before are dropped.
+    pub fn seek_to_keyframe(&mut self, pts: i64) -> Result<(), VideoError> {
+        // SAFETY: the context is open; av_seek_frame takes a stream index and a timestamp in
+        // that stream's time base. BACKWARD lands on the key frame at or before `pts`.
+        let code = unsafe {
+            ffmpeg::ffi::av_seek_frame(
+                self.input.as_mut_ptr(),
+                self.video_index as i32,
+                pts,
+                ffmpeg::ffi::AVSEEK_FLAG_BACKWARD,
+            )
+        };
+        if code < 0 {
+            return Err(VideoError::Ffmpeg {
+                path: self.path.clone(),
+                step: "seeking to a key frame",
+                source: ffmpeg::Error::from(code),
+            });
+        }
+        self.decoder.flush();
+        self.pending.clear();
+        self.draining = false;
+        Ok(())
+    }
+
+    /// The next decoded picture or forwarded packet, as [`FrameSource::next_item`] gives it
+    /// but unconverted (a part skips the pictures before its frames without converting them).
+    pub fn next_event_unconverted(&mut self) -> Result<Option<Result<Decoded, Passthrough>>, VideoError> {
+        self.next_event()
+    }
+
+    /// Converts a decoded picture into a frame from `pool`.
+    pub fn convert(&mut self, decoded: &Decoded, pool: &mut FramePool) -> Result<Frame, VideoError> {
+        self.converter.convert(decoded, pool)
     }
 
     /// The video's format and the streams that will be forwarded.
@@ -529,6 +560,58 @@ impl FrameSource for VideoSource {
     }
 }
 
+/// Puts a display matrix (the 3×3 i32 side data FFmpeg keeps) on an output stream; `Err`
+/// when FFmpeg cannot allocate it.
+pub(crate) fn set_display_matrix(stream: &mut format::stream::StreamMut, matrix: &[i32; 9]) -> Result<(), ()> {
+    let size = std::mem::size_of_val(matrix);
+    // SAFETY: FFmpeg allocates `size` bytes of side data on the live stream (or returns
+    // null), and we copy exactly that many into it.
+    unsafe {
+        let data = ffmpeg::ffi::av_stream_new_side_data(
+            stream.as_mut_ptr(),
+            ffmpeg::ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
+            size as _,
+        );
+        if data.is_null() {
+            return Err(());
+        }
+        std::ptr::copy_nonoverlapping(matrix.as_ptr().cast::<u8>(), data, size);
+    }
+    Ok(())
+}
+
+/// A stream's display matrix, if it has one.
+pub(crate) fn display_matrix_of(stream: &format::stream::Stream) -> Option<[i32; 9]> {
+    stream.side_data().find(|d| d.kind() == codec::packet::side_data::Type::DisplayMatrix).and_then(|d| {
+        let bytes = d.data();
+        (bytes.len() >= 36)
+            .then(|| std::array::from_fn(|i| i32::from_ne_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"))))
+    })
+}
+
+/// Whether the output's container can hold a stream of codec `id`.
+pub(crate) fn container_takes(output: &format::context::Output, id: codec::Id) -> bool {
+    // SAFETY: the output format and codec id come from live FFmpeg objects.
+    unsafe {
+        ffmpeg::ffi::avformat_query_codec(output.format().as_ptr(), id.into(), ffmpeg::ffi::FF_COMPLIANCE_NORMAL) == 1
+    }
+}
+
+/// Adds a stream that packets will be copied into unchanged; returns its index.
+pub(crate) fn add_copied_stream(
+    output: &mut format::context::Output,
+    parameters: codec::Parameters,
+    time_base: Rational,
+) -> Result<usize, ffmpeg::Error> {
+    let mut stream = output.add_stream(encoder::find(codec::Id::None))?;
+    stream.set_parameters(parameters);
+    // SAFETY: the stream's parameters were just allocated by FFmpeg. The input's codec tag
+    // may mean nothing in another container: let the muxer choose.
+    unsafe { (*stream.parameters().as_mut_ptr()).codec_tag = 0 };
+    stream.set_time_base(time_base);
+    Ok(stream.index())
+}
+
 /// Encodes RGB frames into a media file, copying forwarded streams.
 pub struct VideoSink {
     path: PathBuf,
@@ -607,32 +690,12 @@ impl VideoSink {
         stream.set_time_base(encoder_time_base);
         stream.set_avg_frame_rate(format.frame_rate);
         if let Some(matrix) = &format.display_matrix {
-            let size = std::mem::size_of_val(matrix);
-            // SAFETY: FFmpeg allocates `size` bytes of side data on the live stream (or
-            // returns null), and we copy exactly that many into it.
-            unsafe {
-                let data = ffmpeg::ffi::av_stream_new_side_data(
-                    stream.as_mut_ptr(),
-                    ffmpeg::ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
-                    size as _,
-                );
-                if data.is_null() {
-                    return Err(err("keeping the display matrix", ffmpeg::Error::Other { errno: libc::ENOMEM }));
-                }
-                std::ptr::copy_nonoverlapping(matrix.as_ptr().cast::<u8>(), data, size);
-            }
+            set_display_matrix(&mut stream, matrix)
+                .map_err(|()| err("keeping the display matrix", ffmpeg::Error::Other { errno: libc::ENOMEM }))?;
         }
         let mut copied = Vec::new();
         for c in &format.copied {
-            // SAFETY: the output format and codec id come from live FFmpeg objects.
-            let fits = unsafe {
-                ffmpeg::ffi::avformat_query_codec(
-                    output.format().as_ptr(),
-                    c.parameters.id().into(),
-                    ffmpeg::ffi::FF_COMPLIANCE_NORMAL,
-                ) == 1
-            };
-            if !fits {
+            if !container_takes(&output, c.parameters.id()) {
                 tracing::warn!(
                     "{}: the container cannot hold {:?} stream {} ({:?}); it is left out",
                     path.display(),
@@ -642,13 +705,9 @@ impl VideoSink {
                 );
                 continue;
             }
-            let mut ost =
-                output.add_stream(encoder::find(codec::Id::None)).map_err(|e| err("adding a copied stream", e))?;
-            ost.set_parameters(c.parameters.clone());
-            // SAFETY: the stream's parameters were just allocated by FFmpeg.
-            unsafe { (*ost.parameters().as_mut_ptr()).codec_tag = 0 };
-            ost.set_time_base(c.time_base);
-            copied.push((c.input_index, ost.index(), c.time_base, Rational(0, 1)));
+            let index = add_copied_stream(&mut output, c.parameters.clone(), c.time_base)
+                .map_err(|e| err("adding a copied stream", e))?;
+            copied.push((c.input_index, index, c.time_base, Rational(0, 1)));
         }
         let mut metadata = ffmpeg::Dictionary::new();
         for (k, v) in &format.metadata {
