@@ -48,6 +48,7 @@ pub fn join(parts: &[PathBuf], source: &Path, output: &Path, overwrite: bool) ->
     let checked = crate::io::parts::check_parts(parts, source)?;
     let pending = PendingFile::new(output, overwrite)?;
     let report = crate::io::parts::join(&checked, source, pending.temp_path(), pending.destination())?;
+    let checked = checked.parts;
     let output = pending.commit()?;
     Ok(JoinSummary {
         output,

@@ -236,6 +236,24 @@ impl FromStr for PartLabel {
     }
 }
 
+/// Decode timestamps for packets whose container kept only presentation timestamps (Matroska
+/// does, with B-frames), from their presentation timestamps in decode order: each packet
+/// gets the presentation time of the frame `d` places earlier in display order, where `d` is
+/// the smallest delay that keeps every decode timestamp at or before its presentation; the
+/// first `d` go back in steps of the shortest frame interval. The result rises strictly, as
+/// a muxer requires, and for parts of one video cut as [`FrameTable::plan`] cuts it, part
+/// after part: the next part's first decode timestamp lies `d` frames before its first frame.
+pub fn decode_timestamps(decode_order_pts: &[i64]) -> Vec<i64> {
+    let mut sorted = decode_order_pts.to_vec();
+    sorted.sort_unstable();
+    let rank = |pts: i64| sorted.partition_point(|&p| p < pts);
+    let delay = decode_order_pts.iter().enumerate().map(|(i, &pts)| i.saturating_sub(rank(pts))).max().unwrap_or(0);
+    let step = sorted.windows(2).map(|w| w[1] - w[0]).filter(|&d| d > 0).min().unwrap_or(1);
+    (0..decode_order_pts.len())
+        .map(|i| if i >= delay { sorted[i - delay] } else { sorted[0] - (delay - i) as i64 * step })
+        .collect()
+}
+
 /// FNV-1a, 64 bit: a fingerprint that is the same on every machine and every build (std's
 /// hasher promises neither).
 #[derive(Debug, Clone, Copy)]
@@ -303,6 +321,22 @@ mod tests {
         other.keyframes.pop();
         assert_ne!(t.fingerprint(), other.fingerprint());
         assert_eq!(t.fingerprint(), table(10, 4).fingerprint());
+    }
+
+    #[test]
+    fn decode_timestamps_rise_and_never_pass_their_frames() {
+        // I P B B P B B (display 0 3 1 2 6 4 5), frames 10 apart.
+        let pts = [0, 30, 10, 20, 60, 40, 50];
+        let dts = decode_timestamps(&pts);
+        assert_eq!(dts, [-10, 0, 10, 20, 30, 40, 50]);
+        assert!(dts.iter().zip(&pts).all(|(d, p)| d <= p));
+        // A second part, continuing the first: still rising across the cut.
+        let next = decode_timestamps(&[70, 100, 80, 90]);
+        assert_eq!(next, [60, 70, 80, 90]);
+        assert!(next[0] > *dts.last().unwrap());
+        // No reordering: the timestamps as they are.
+        assert_eq!(decode_timestamps(&[5, 6, 7]), [5, 6, 7]);
+        assert!(decode_timestamps(&[]).is_empty());
     }
 
     #[test]

@@ -122,6 +122,48 @@ fn a_video_cut_into_3_and_7_parts_joins_to_exactly_the_frames_of_one_run() {
     assert_eq!(hashes(audio_packets(&dir.path().join("joined7.mkv"))), hashes(audio_packets(&input)));
 }
 
+/// Every decoded video frame's timestamp, in the stream's time base.
+fn frame_times(path: &Path) -> Vec<String> {
+    ffprobe(&["-select_streams", "v", "-show_entries", "frame=pts", "-of", "csv=p=0", path.to_str().unwrap()])
+        .lines()
+        .filter_map(|l| l.split(',').next().filter(|t| !t.is_empty()).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn x264_parts_in_matroska_join_into_mp4_with_the_sources_timestamps() {
+    // Matroska keeps milliseconds and no decode timestamps for B-frames; the join restores
+    // the source's exact times and makes decode timestamps that rise across the cuts.
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = clip(dir.path());
+    let parts: Vec<PathBuf> = (0..3).map(|k| dir.path().join(format!("p{k}.mkv"))).collect();
+    for (k, part) in parts.iter().enumerate() {
+        let out = run(japanim()
+            .arg("stylize")
+            .arg(&input)
+            .arg("-o")
+            .arg(part)
+            .arg("--model")
+            .arg(&model)
+            .args(["--part", &format!("{k}/3")]));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let joined = dir.path().join("joined.mp4");
+    let out = join(&parts, &input, &joined);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let times = frame_times(&joined);
+    assert_eq!(times.len(), 45);
+    assert_eq!(times, frame_times(&input), "the source's timestamps, exactly");
+    let decoded = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(&joined)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(decoded.status.success() && decoded.stderr.is_empty(), "{}", String::from_utf8_lossy(&decoded.stderr));
+}
+
 #[test]
 fn a_part_killed_midway_is_redone_and_a_join_refuses_a_missing_duplicate_or_foreign_part() {
     let dir = tempfile::tempdir().unwrap();

@@ -53,6 +53,20 @@ const DISCARD: i32 = ffmpeg::ffi::AV_PKT_FLAG_DISCARD;
 
 /// The frame table of a file's best video stream, from its packets (no decoding).
 pub fn scan_frames(path: &Path) -> Result<FrameTable, PartsError> {
+    let (packets, time_base) = scan_packets(path)?;
+    FrameTable::from_packets(packets.into_iter().map(|p| (p.pts, p.key)).collect(), time_base)
+        .map_err(|e| refused(path, e.to_string()))
+}
+
+/// A video packet's presentation timestamp and key-frame flag.
+#[derive(Debug, Clone, Copy)]
+struct PacketTimes {
+    pts: i64,
+    key: bool,
+}
+
+/// The video packets of a file's best video stream in decode order, and its time base.
+fn scan_packets(path: &Path) -> Result<(Vec<PacketTimes>, (i32, i32)), PartsError> {
     super::video::init();
     let err = |step, source| PartsError::Ffmpeg { path: path.to_path_buf(), step, source };
     let mut input = format::input(&path).map_err(|e| err("opening the file", e))?;
@@ -69,13 +83,12 @@ pub fn scan_frames(path: &Path) -> Result<FrameTable, PartsError> {
                 "its video packets carry no timestamps, so it cannot be cut into parts (remux it to .mkv or .mp4)",
             )
         })?;
-        packets.push((pts, packet.is_key()));
+        packets.push(PacketTimes { pts, key: packet.is_key() });
     }
     if packets.is_empty() {
         return Err(refused(path, "no video frames"));
     }
-    FrameTable::from_packets(packets, (time_base.numerator(), time_base.denominator()))
-        .map_err(|e| refused(path, e.to_string()))
+    Ok((packets, (time_base.numerator(), time_base.denominator())))
 }
 
 fn packet_flags(packet: &Packet) -> i32 {
@@ -162,6 +175,18 @@ pub struct PartFile {
     pub path: PathBuf,
     /// What it says it is.
     pub label: PartLabel,
+    /// Presentation timestamps of its video packets in decode order, in its own time base
+    /// (which may be coarser than the source's: Matroska keeps milliseconds).
+    pts: Vec<i64>,
+}
+
+/// Every part of one video, checked, in order, with the source's frame table.
+#[derive(Debug, Clone)]
+pub struct CheckedParts {
+    /// The parts, part 0 first.
+    pub parts: Vec<PartFile>,
+    /// The source's frame table.
+    pub table: FrameTable,
 }
 
 /// The label of a finished part file; `None` when the file has none (not a part).
@@ -187,19 +212,19 @@ fn open_part(path: &Path) -> Result<PartFile, PartsError> {
             format!("part {} is unfinished: it holds {held} of its {} frames", label.part, label.end - label.first),
         )
     };
-    let frames = match scan_frames(path) {
-        Ok(table) => table.frames(),
-        Err(PartsError::Refused { .. }) => 0,
+    let packets = match scan_packets(path) {
+        Ok((packets, _)) => packets,
+        Err(PartsError::Refused { .. }) => Vec::new(),
         Err(e) => return Err(unfinished(format!("no readable frames ({e})"))),
     };
-    if frames != label.end - label.first {
-        return Err(unfinished(frames.to_string()));
+    if packets.len() as u64 != label.end - label.first {
+        return Err(unfinished(packets.len().to_string()));
     }
-    Ok(PartFile { path: path.to_path_buf(), label })
+    Ok(PartFile { path: path.to_path_buf(), label, pts: packets.iter().map(|p| p.pts).collect() })
 }
 
 /// Checks that `parts` are every part of one run over `source` once; returns them in order.
-pub fn check_parts(parts: &[PathBuf], source: &Path) -> Result<Vec<PartFile>, PartsError> {
+pub fn check_parts(parts: &[PathBuf], source: &Path) -> Result<CheckedParts, PartsError> {
     let table = scan_frames(source)?;
     let mut files: Vec<PartFile> = parts.iter().map(|p| open_part(p)).collect::<Result<_, _>>()?;
     let Some(first) = files.first().cloned() else {
@@ -250,7 +275,20 @@ pub fn check_parts(parts: &[PathBuf], source: &Path) -> Result<Vec<PartFile>, Pa
         let given = files.iter().map(|f| format!("{} is {}", f.path.display(), f.label.part)).collect::<Vec<_>>();
         return Err(PartsError::Missing { part: format!("{k}/{count}"), given: format!("given {}", given.join(", ")) });
     }
-    Ok(files)
+    Ok(CheckedParts { parts: files, table })
+}
+
+/// The source timestamps of every part's packets in decode order, all parts in a row: a
+/// part's k-th frame in display order is frame `first + k` of the source.
+fn source_timestamps(checked: &CheckedParts) -> Vec<i64> {
+    let mut all = Vec::with_capacity(checked.table.pts.len());
+    for part in &checked.parts {
+        let mut sorted = part.pts.clone();
+        sorted.sort_unstable();
+        let first = part.label.first as usize;
+        all.extend(part.pts.iter().map(|p| checked.table.pts[first + sorted.partition_point(|s| s < p)]));
+    }
+    all
 }
 
 /// What a join did.
@@ -262,22 +300,29 @@ pub struct JoinReport {
     pub other_packets: u64,
 }
 
-/// Joins checked `parts` (in order, from [`check_parts`]) into `write_to` (named `shown` in
-/// errors), with the audio and subtitle streams of `source` copied once, untouched. No
-/// frame is re-encoded.
-pub fn join(parts: &[PartFile], source: &Path, write_to: &Path, shown: &Path) -> Result<JoinReport, PartsError> {
+/// Joins `checked` parts into `write_to` (named `shown` in errors), with the audio and
+/// subtitle streams of `source` copied once, untouched. No frame is re-encoded. Each frame
+/// takes back its source's exact timestamp (a part's container may have rounded it), and
+/// decode timestamps are made afresh over the whole video ([`crate::parts::decode_timestamps`]),
+/// so they rise across the cuts whatever each part's encoder or container wrote.
+pub fn join(checked: &CheckedParts, source: &Path, write_to: &Path, shown: &Path) -> Result<JoinReport, PartsError> {
+    let parts = &checked.parts;
+    let source_tb = Rational(checked.table.time_base.0, checked.table.time_base.1);
+    let pts_all = source_timestamps(checked);
+    let dts_all = crate::parts::decode_timestamps(&pts_all);
+    let mut times = pts_all.iter().zip(&dts_all);
     super::video::init();
     let err = |path: &Path, step, source| PartsError::Ffmpeg { path: path.to_path_buf(), step, source };
     let mut src = format::input(&source).map_err(|e| err(source, "opening the source", e))?;
     let first = &parts.first().ok_or_else(|| refused(source, "no parts given"))?.path;
     let part0 = format::input(first).map_err(|e| err(first, "opening the part", e))?;
     let video = part0.streams().best(media::Type::Video).ok_or_else(|| refused(first, "no video stream"))?;
-    let (video_parameters, video_time_base) = (video.parameters(), video.time_base());
+    let video_parameters = video.parameters();
     let source_video = src.streams().best(media::Type::Video).ok_or_else(|| refused(source, "no video stream"))?;
     let (frame_rate, display_matrix) = (source_video.avg_frame_rate(), display_matrix_of(&source_video));
 
     let mut output = format::output(&write_to).map_err(|e| err(shown, "choosing a container from the file name", e))?;
-    add_copied_stream(&mut output, video_parameters.clone(), video_time_base)
+    add_copied_stream(&mut output, video_parameters.clone(), source_tb)
         .map_err(|e| err(shown, "adding the video stream", e))?;
     {
         let mut stream = output.stream_mut(0).expect("just added");
@@ -318,11 +363,10 @@ pub fn join(parts: &[PartFile], source: &Path, write_to: &Path, shown: &Path) ->
     // written in time order and the muxer holds only a few packets.
     let mut others = src.packets().filter_map(|(s, p)| copied[s.index()].map(|c| (c, p))).peekable();
     let mut report = JoinReport { video_packets: 0, other_packets: 0 };
-    let mut last_dts: Option<i64> = None;
     for part in parts {
         let mut input = format::input(&part.path).map_err(|e| err(&part.path, "opening the part", e))?;
         let stream = input.streams().best(media::Type::Video).ok_or_else(|| refused(&part.path, "no video stream"))?;
-        let (index, time_base) = (stream.index(), stream.time_base());
+        let index = stream.index();
         if !same_video(&stream.parameters(), &video_parameters) {
             return Err(refused(
                 &part.path,
@@ -334,18 +378,14 @@ pub fn join(parts: &[PartFile], source: &Path, write_to: &Path, shown: &Path) ->
             ));
         }
         for (s, mut packet) in input.packets() {
-            if s.index() != index {
+            if s.index() != index || packet_flags(&packet) & DISCARD != 0 {
                 continue;
             }
-            packet.rescale_ts(time_base, out_time_bases[0]);
-            let dts = packet.dts().or(packet.pts()).unwrap_or(0);
-            if last_dts.is_some_and(|last| dts <= last) {
-                return Err(refused(
-                    &part.path,
-                    format!("part {} overlaps the part before it in time (decode timestamp {dts})", part.label.part),
-                ));
-            }
-            last_dts = Some(dts);
+            let (&pts, &dts) = times.next().ok_or_else(|| refused(&part.path, "changed while it was joined"))?;
+            packet.set_pts(Some(pts));
+            packet.set_dts(Some(dts));
+            packet.rescale_ts(source_tb, out_time_bases[0]);
+            let dts = packet.dts().unwrap_or(dts);
             while let Some(((out, in_tb), other)) = others.peek() {
                 let t = other.dts().or(other.pts()).unwrap_or(i64::MIN);
                 if compare_ts(t, *in_tb, dts, out_time_bases[0]) == std::cmp::Ordering::Greater {
