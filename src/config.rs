@@ -47,22 +47,8 @@ pub struct EncoderSection {
     pub preset: Option<String>,
 }
 
-/// Encoder choices for a video output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EncoderSettings {
-    /// FFmpeg encoder name (`libx264`, `libx265`, `libvpx-vp9`, …).
-    pub codec: String,
-    /// Constant rate factor, when the encoder takes one (x264: 0–51, lower is better).
-    pub crf: Option<u32>,
-    /// Encoder preset (x264: ultrafast … veryslow).
-    pub preset: Option<String>,
-}
-
-impl Default for EncoderSettings {
-    fn default() -> Self {
-        Self { codec: "libx264".into(), crf: Some(18), preset: Some("medium".into()) }
-    }
-}
+/// Encoder choices for a video output (defined beside the media code that uses them).
+pub use crate::io::EncoderSettings;
 
 /// The `[dataset]` table: the settings of `japanim dataset build`; every key is optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

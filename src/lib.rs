@@ -17,6 +17,7 @@ pub mod look;
 pub mod model;
 pub mod output;
 pub mod parts;
+pub mod plot;
 pub mod stream;
 pub mod stylize;
 pub mod train;

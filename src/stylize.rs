@@ -7,15 +7,15 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::EncoderSettings;
 use crate::device::{self, DeviceChoice, PrecisionChoice};
 use crate::engine::tiled::{NormStrategy, TileSettings};
 use crate::engine::tiles::{align4, receptive_radius, TilePlan};
 use crate::engine::Engine;
 use crate::frame::FrameSink;
 use crate::io::colour::{Chroma, Range};
-use crate::io::image::{is_image_path, list_images, read_image, write_image, IMAGE_EXTENSIONS};
+use crate::io::image::{is_image_path, list_images, IMAGE_EXTENSIONS};
 use crate::io::raw::{RawFormat, RawKind, RawReader, RawSink, RawSource, RawWriter};
+use crate::io::EncoderSettings;
 use crate::model::ModelSource;
 use crate::output::PendingFile;
 use crate::stream::{self, StreamOptions};
@@ -258,21 +258,38 @@ fn require_image_output(job: &StylizeJob) -> Result<(), Error> {
 
 fn run_image(job: &StylizeJob) -> Result<Summary, Error> {
     require_image_output(job)?;
-    let pending = PendingFile::new(&job.output, job.overwrite)?;
-    let start = Instant::now();
-    let mut engine = load_engine(job)?;
-    let path = stylize_image_file(&mut engine, &job.input, pending)?;
-    Ok(Summary { frames: 1, elapsed: start.elapsed(), output: path.display().to_string(), stream: None, kept: false })
+    // Refused before any work if it exists (without --overwrite) or its folder does not.
+    drop(PendingFile::new(&job.output, job.overwrite)?);
+    let summary = run_images(job, vec![job.input.clone()], vec![job.output.clone()], None)?;
+    Ok(Summary { output: job.output.display().to_string(), ..summary })
 }
 
-/// Reads an image, stylizes it and writes it to `pending`, then moves it into place.
-fn stylize_image_file(engine: &mut Engine, input: &Path, pending: PendingFile) -> Result<PathBuf, Error> {
-    let frame = read_image(input)?;
-    let mut out = vec![Vec::new()];
-    tch::no_grad(|| engine.stylize(&[&frame], &mut out))?;
-    write_image(&crate::frame::Frame { data: out.remove(0), ..frame }, pending.temp_path())
-        .map_err(|e| e.naming(pending.destination()))?;
-    Ok(pending.commit()?)
+/// Images through the stream: file `i` of `inputs` stylized into `destinations[i]`, each
+/// alone (no temporal smoothing), frames of different sizes in separate batches.
+fn run_images(
+    job: &StylizeJob,
+    inputs: Vec<PathBuf>,
+    destinations: Vec<PathBuf>,
+    failures: Option<crate::io::image::Failures>,
+) -> Result<Summary, Error> {
+    use crate::io::image::{ImageSink, ImageSource};
+    let mut engine = load_engine(job)?;
+    let options = StreamOptions {
+        batch: job.batch.unwrap_or(1),
+        progress: job.progress && inputs.len() > 1,
+        expected_frames: Some(inputs.len() as u64),
+        ..Default::default()
+    };
+    let source = ImageSource::new(inputs, failures.clone());
+    let sink = ImageSink::new(destinations, failures);
+    let stats = stream::run(Box::new(source), &mut engine, Box::new(sink), &options)?;
+    Ok(Summary {
+        frames: stats.frames,
+        elapsed: stats.elapsed,
+        output: job.output.display().to_string(),
+        stream: Some(stats),
+        kept: false,
+    })
 }
 
 fn run_folder(job: &StylizeJob) -> Result<Summary, Error> {
@@ -286,49 +303,30 @@ fn run_folder(job: &StylizeJob) -> Result<Summary, Error> {
     std::fs::create_dir_all(&job.output)
         .map_err(|e| invalid(format!("output folder {}: {e}", job.output.display())))?;
     // Check every destination before any work, so a refused run changes nothing.
-    let mut pairs = Vec::new();
+    let mut destinations = Vec::new();
     for image in &images {
         let destination = job.output.join(image.file_name().expect("listed files have names"));
         if destination.exists() && !job.overwrite {
             return Err(crate::output::OutputError::Exists(destination).into());
         }
-        pairs.push((image, destination));
+        destinations.push(destination);
     }
-    let start = Instant::now();
-    let mut engine = load_engine(job)?;
-    let bar =
-        if job.progress { indicatif::ProgressBar::new(pairs.len() as u64) } else { indicatif::ProgressBar::hidden() };
     // One bad image must not cost the others: each failure is named as it happens and
     // counted, and the run fails at the end if any image failed.
-    let mut failures: Vec<String> = Vec::new();
-    for (image, destination) in &pairs {
-        let result = PendingFile::new(destination, true)
-            .map_err(Error::from)
-            .and_then(|pending| stylize_image_file(&mut engine, image, pending));
-        if let Err(e) = result {
-            bar.suspend(|| tracing::error!("{e}"));
-            failures.push(e.to_string());
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
+    let failures = crate::io::image::Failures::default();
+    let count = images.len();
+    let summary = run_images(job, images, destinations, Some(failures.clone()))?;
+    let failures = failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(first) = failures.first() {
         return Err(invalid(format!(
-            "{} of {} images in {} failed (the other {} were written to {}); the first: {first}",
+            "{} of {count} images in {} failed (the other {} were written to {}); the first: {first}",
             failures.len(),
-            pairs.len(),
             job.input.display(),
-            pairs.len() - failures.len(),
+            count - failures.len(),
             job.output.display()
         )));
     }
-    Ok(Summary {
-        frames: pairs.len() as u64,
-        elapsed: start.elapsed(),
-        output: job.output.display().to_string(),
-        stream: None,
-        kept: false,
-    })
+    Ok(summary)
 }
 
 /// Where frames go: a file being written under a temporary name, or stdout.

@@ -39,6 +39,43 @@ fn existing_output_is_kept_unless_overwrite() {
 }
 
 #[test]
+fn a_folder_of_mixed_sizes_runs_through_the_stream_as_each_image_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("photos");
+    std::fs::create_dir(&input).unwrap();
+    // Two sizes, alternating and repeated, so batches of two break at each change of size.
+    for (name, (w, h)) in ["a", "b", "c", "d", "e"].iter().zip([(20, 10), (20, 10), (9, 13), (20, 10), (9, 13)]) {
+        write_png(&input.join(format!("{name}.png")), w, h);
+    }
+    let output = dir.path().join("anime");
+    let out = run(japanim()
+        .arg("stylize")
+        .arg(&input)
+        .arg("-o")
+        .arg(&output)
+        .arg("--model")
+        .arg(&model)
+        .args(["--batch", "2"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(listing(&output), ["a.png", "b.png", "c.png", "d.png", "e.png"]);
+    for name in ["a", "b", "c", "d", "e"] {
+        let (folder, alone) = (output.join(format!("{name}.png")), dir.path().join(format!("{name}-alone.png")));
+        let out = run(japanim()
+            .arg("stylize")
+            .arg(input.join(format!("{name}.png")))
+            .arg("-o")
+            .arg(&alone)
+            .arg("--model")
+            .arg(&model));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (a, b) = (image::open(&folder).unwrap().to_rgb8(), image::open(&alone).unwrap().to_rgb8());
+        assert_eq!(a.dimensions(), b.dimensions(), "{name}");
+        assert_eq!(a, b, "{name}: the same picture in a folder batch as alone");
+    }
+}
+
+#[test]
 fn folder_of_images_gives_folder_of_same_sized_images() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());

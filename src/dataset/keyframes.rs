@@ -414,7 +414,7 @@ impl VideoKeyframes {
     /// grey, as the original tool showed it.
     pub fn plot(&self, path: &std::path::Path) -> Result<(), DatasetError> {
         use plotters::prelude::*;
-        crate::train::metrics::register_font();
+        crate::plot::register_font();
         let n = self.curve.len().max(1) as f64;
         let (mean, std) = self.score_stats();
         let z: Vec<(f64, f64)> = self.curve.iter().map(|c| (c.0 as f64, (c.2 - mean) / std)).collect();

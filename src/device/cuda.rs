@@ -156,51 +156,9 @@ impl Drop for Event {
     }
 }
 
-/// Peak dense tensor-core throughput of known data-centre and workstation GPUs, in TFLOP/s,
-/// for 16-bit (bf16, f16) and for f32 (which cuDNN runs as TF32 by default): datasheet
-/// figures without sparsity. The first entry whose words all occur in the device's name
-/// wins, so more specific names come first.
-const PEAKS: &[(&[&str], f64, f64)] = &[
-    (&["H100", "PCIe"], 756.0, 378.0),
-    (&["H100", "NVL"], 835.0, 418.0),
-    (&["H100"], 989.0, 495.0),
-    (&["H200", "NVL"], 835.0, 418.0),
-    (&["H200"], 989.0, 495.0),
-    (&["H20"], 148.0, 74.0),
-    (&["B200"], 2250.0, 1100.0),
-    (&["A100"], 312.0, 156.0),
-    (&["A10"], 125.0, 62.5),
-    (&["L40S"], 362.0, 183.0),
-    (&["L40"], 181.0, 90.5),
-    (&["L4"], 121.0, 60.0),
-    (&["RTX", "4090"], 165.0, 82.6),
-];
-
-/// The datasheet peak in TFLOP/s of a GPU named `name` for 16-bit (`half`) or f32
-/// arithmetic, when it is one japanim knows.
-pub fn peak_tflops(name: &str, half: bool) -> Option<f64> {
-    let words: Vec<&str> = name.split_whitespace().collect();
-    PEAKS
-        .iter()
-        .find(|(needed, _, _)| needed.iter().all(|n| words.iter().any(|w| w.eq_ignore_ascii_case(n))))
-        .map(|&(_, half_peak, f32_peak)| if half { half_peak } else { f32_peak })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn peaks_of_named_devices() {
-        assert_eq!(peak_tflops("NVIDIA H100 80GB HBM3", true), Some(989.0));
-        assert_eq!(peak_tflops("NVIDIA H100 PCIe", true), Some(756.0));
-        assert_eq!(peak_tflops("NVIDIA H200", false), Some(495.0));
-        assert_eq!(peak_tflops("NVIDIA H200 NVL", true), Some(835.0));
-        assert_eq!(peak_tflops("NVIDIA L4", true), Some(121.0));
-        assert_eq!(peak_tflops("NVIDIA L40S", true), Some(362.0));
-        assert_eq!(peak_tflops("NVIDIA GeForce RTX 4090", true), Some(165.0));
-        assert_eq!(peak_tflops("Some Future GPU", true), None);
-    }
 
     #[test]
     fn without_cuda_nothing_is_reported() {

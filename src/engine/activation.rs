@@ -13,7 +13,7 @@ use std::os::unix::fs::FileExt;
 
 use tch::{Device, Kind, TchError, Tensor};
 
-use super::tiled::Moments;
+use super::moments::Moments;
 
 /// Rows read at a time while measuring statistics: bands of about this many bytes.
 const BAND_BYTES: i64 = 16 << 20;

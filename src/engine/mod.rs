@@ -2,6 +2,7 @@
 //! generator's size grid, batching. Knows tensors and frames, not files or containers.
 
 mod activation;
+mod moments;
 pub mod temporal;
 pub mod tiled;
 pub mod tiles;

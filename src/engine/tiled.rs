@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use tch::{Device, Kind, TchError, Tensor};
 
 use super::activation::Activation;
+use super::moments::Moments;
 use super::temporal::{normalize_with, statistics_jumped, StatisticsSmoother};
 use super::tiles::{feather_weight, TilePlan};
 use crate::model::generator::{own_instance_norm, Generator, NormHook, Segment};
@@ -97,42 +98,6 @@ pub struct TileSettings {
     pub batch: usize,
     /// Normalisation strategy.
     pub norm: NormStrategy,
-}
-
-/// Running moments of one layer of one frame (count, mean, sum of squared deviations), in f64.
-pub(super) struct Moments {
-    n: f64,
-    mean: Tensor,
-    m2: Tensor,
-}
-
-impl Moments {
-    /// Adds a part's moments (`n` values, their `mean` and sum of squared deviations `m2`)
-    /// to `slot`, which holds none before the first part.
-    pub(super) fn add_to(slot: &mut Option<Moments>, n: f64, mean: Tensor, m2: Tensor) -> Result<(), TchError> {
-        match slot {
-            Some(m) => m.add(n, &mean, &m2),
-            None => {
-                *slot = Some(Moments { n, mean, m2 });
-                Ok(())
-            }
-        }
-    }
-
-    /// Mean and biased variance, f32.
-    pub(super) fn mean_var(&self) -> Result<(Tensor, Tensor), TchError> {
-        Ok((self.mean.f_to_kind(Kind::Float)?, self.m2.f_div_scalar(self.n)?.f_to_kind(Kind::Float)?))
-    }
-
-    /// Chan et al.'s parallel combination.
-    fn add(&mut self, n: f64, mean: &Tensor, m2: &Tensor) -> Result<(), TchError> {
-        let total = self.n + n;
-        let delta = mean.f_sub(&self.mean)?;
-        self.mean = self.mean.f_add(&delta.f_mul_scalar(n / total)?)?;
-        self.m2 = self.m2.f_add(m2)?.f_add(&delta.f_square()?.f_mul_scalar(self.n * n / total)?)?;
-        self.n = total;
-        Ok(())
-    }
 }
 
 /// Per-layer (mean, biased variance) of one frame, f32 on the device.

@@ -121,3 +121,87 @@ pub fn list_images(folder: &Path) -> Result<Vec<PathBuf>, ImageError> {
     paths.sort();
     Ok(paths)
 }
+
+/// What went wrong with single images of a folder, shared by its source and sink: each
+/// failure is logged as it happens and the run fails at the end with their count.
+pub type Failures = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+fn record(failures: &Failures, error: &crate::Error) {
+    tracing::error!("{error}");
+    failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(error.to_string());
+}
+
+/// Image files as a stream of frames: file `i` is frame `i`, whatever its size (frames of
+/// another size start a new batch). With a `failures` list (a folder), an image that cannot
+/// be read is recorded there and skipped; without, it ends the stream with its error.
+pub struct ImageSource {
+    paths: Vec<PathBuf>,
+    next: usize,
+    failures: Option<Failures>,
+}
+
+impl ImageSource {
+    /// Frames from `paths`, in order.
+    pub fn new(paths: Vec<PathBuf>, failures: Option<Failures>) -> Self {
+        Self { paths, next: 0, failures }
+    }
+}
+
+impl crate::frame::FrameSource for ImageSource {
+    fn next_item(&mut self, _pool: &mut crate::frame::FramePool) -> Result<Option<crate::frame::Item>, crate::Error> {
+        while let Some(path) = self.paths.get(self.next) {
+            let index = self.next as u64;
+            self.next += 1;
+            match read_image(path) {
+                Ok(frame) => return Ok(Some(crate::frame::Item::Frame(Frame { index, ..frame }))),
+                Err(e) => match &self.failures {
+                    Some(failures) => record(failures, &e.into()),
+                    None => return Err(e.into()),
+                },
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Frames written as image files: frame `i` to destination `i`, each under a temporary name
+/// until complete. With a `failures` list, a write that fails is recorded there and the
+/// others go on; without, it ends the stream with its error.
+pub struct ImageSink {
+    destinations: Vec<PathBuf>,
+    failures: Option<Failures>,
+}
+
+impl ImageSink {
+    /// Writes frame `i` to `destinations[i]` (replacing it: the caller checked).
+    pub fn new(destinations: Vec<PathBuf>, failures: Option<Failures>) -> Self {
+        Self { destinations, failures }
+    }
+
+    fn write(&self, frame: &Frame) -> Result<(), crate::Error> {
+        let destination = self
+            .destinations
+            .get(frame.index as usize)
+            .ok_or_else(|| crate::Error::Internal(format!("no destination for image {}", frame.index)))?;
+        let pending = crate::output::PendingFile::new(destination, true)?;
+        write_image(frame, pending.temp_path()).map_err(|e| e.naming(pending.destination()))?;
+        pending.commit()?;
+        Ok(())
+    }
+}
+
+impl crate::frame::FrameSink for ImageSink {
+    fn write_frame(&mut self, frame: &Frame) -> Result<(), crate::Error> {
+        match (self.write(frame), &self.failures) {
+            (Err(e), Some(failures)) => {
+                record(failures, &e);
+                Ok(())
+            }
+            (result, _) => result,
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), crate::Error> {
+        Ok(())
+    }
+}

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use ffmpeg::{codec, color, decoder, encoder, format, frame, media, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
-use super::scale::Converter;
-use crate::config::EncoderSettings;
+use super::convert::Converter;
+use super::EncoderSettings;
 use crate::frame::{check_frame_size, Frame, FramePool, FrameSink, FrameSource, Item, Passthrough};
 
 /// Errors from FFmpeg, with the file and the step that failed.

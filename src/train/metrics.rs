@@ -157,17 +157,9 @@ fn read_columns(path: &Path, step_column: usize, names: &[&str]) -> Vec<(String,
         .collect()
 }
 
-pub(crate) fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // A font compiled in, so plots need no system fonts.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT);
-    });
-}
-
 /// Draws every loss curve of a run (log scale) into `losses.png`.
 pub fn plot(run: &Path) -> Result<PathBuf, TrainError> {
-    register_font();
+    crate::plot::register_font();
     let mut series =
         read_columns(&run.join("metrics.csv"), 0, &["d_loss", "g_adv", "content", "style", "abstraction", "temporal"]);
     for (name, points) in read_columns(&run.join("validation.csv"), 1, &["content", "style"]) {
