@@ -76,6 +76,56 @@ fn a_folder_of_mixed_sizes_runs_through_the_stream_as_each_image_alone() {
 }
 
 #[test]
+fn saved_settings_re_run_the_same_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("in.png");
+    write_png(&input, 40, 30);
+    let output = dir.path().join("out.png");
+    let saved = dir.path().join("settings.toml");
+    let settings_line = |out: &std::process::Output| {
+        stderr(out)
+            .lines()
+            .find(|l| l.contains("stylize settings: "))
+            .map(|l| l.split("stylize settings: ").nth(1).unwrap().to_string())
+    };
+    let first = run(japanim()
+        .env("RUST_LOG", "info")
+        .arg("stylize")
+        .arg(&input)
+        .arg("-o")
+        .arg(&output)
+        .arg("--model")
+        .arg(&model)
+        .args(["--crf", "23", "--tile", "96", "--tile-norm", "refine:2", "--stabilize", "0.5", "--precision", "f32"])
+        .arg("--save-settings")
+        .arg(&saved));
+    assert!(first.status.success(), "{}", stderr(&first));
+    let text = std::fs::read_to_string(&saved).unwrap();
+    for key in
+        ["tile_norm = \"refine:2\"", "tile = 96", "feather = 8", "stabilize = 0.5", "crf = 23", "codec = \"libx264\""]
+    {
+        assert!(text.contains(key), "{key} in {text}");
+    }
+    let again = run(japanim()
+        .env("RUST_LOG", "info")
+        .arg("stylize")
+        .arg(&input)
+        .arg("-o")
+        .arg(&output)
+        .arg("--pipeline")
+        .arg(&saved)
+        .arg("--overwrite"));
+    assert!(again.status.success(), "{}", stderr(&again));
+    let (a, b) = (settings_line(&first).unwrap(), settings_line(&again).unwrap());
+    assert_eq!(a.replace("\"overwrite\":false", "\"overwrite\":true"), b, "the same settings");
+    // A bad value in the file is refused with the file's name.
+    std::fs::write(&saved, "[stylize]\ntile_norm = \"sometimes\"\n").unwrap();
+    let out = run(japanim().arg("stylize").arg(&input).arg("-o").arg(&output).arg("--pipeline").arg(&saved));
+    assert_one_line_error(&out, "tile normalisation 'sometimes' is not one of");
+}
+
+#[test]
 fn folder_of_images_gives_folder_of_same_sized_images() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());

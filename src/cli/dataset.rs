@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use japanim::config;
 
 use super::one_line;
 use japanim::config::PipelineFile;
@@ -290,9 +291,9 @@ fn crop(args: CropArgs, progress: bool) -> Result<()> {
     use japanim::dataset::crop::{crops, CropSpec};
     let images = folder_job(&args.input, &args.output)?;
     let spec = CropSpec {
-        size: args.crop.size.unwrap_or(256),
-        per_image: args.crop.per_image.unwrap_or(6),
-        mode: args.crop.mode.unwrap_or(japanim::dataset::crop::CropMode::Grid),
+        size: args.crop.size.unwrap_or(config::DEFAULT_CROP_SIZE),
+        per_image: args.crop.per_image.unwrap_or(config::DEFAULT_CROPS_PER_IMAGE),
+        mode: args.crop.mode.unwrap_or(config::DEFAULT_CROP_MODE),
         scale: args.scale,
         seed: args.crop.seed.unwrap_or(0),
     };
@@ -350,12 +351,12 @@ fn build(args: BuildArgs, progress: bool) -> Result<()> {
             .output
             .or(file.output.clone())
             .context("no output folder: pass -o DIR or set output in the pipeline file")?,
-        size: args.crop.size.or(file.size).unwrap_or(256),
-        per_image: args.crop.per_image.or(file.per_image).unwrap_or(6),
+        size: args.crop.size.or(file.size).unwrap_or(config::DEFAULT_CROP_SIZE),
+        per_image: args.crop.per_image.or(file.per_image).unwrap_or(config::DEFAULT_CROPS_PER_IMAGE),
         photo_scales: scales(args.photo_scales, &file.photo_scales),
         anime_scales: scales(args.anime_scales, &file.anime_scales),
-        mode: args.crop.mode.or(file.mode).unwrap_or(japanim::dataset::crop::CropMode::Grid),
-        val_fraction: args.val_fraction.or(file.val_fraction).unwrap_or(0.2),
+        mode: args.crop.mode.or(file.mode).unwrap_or(config::DEFAULT_CROP_MODE),
+        val_fraction: args.val_fraction.or(file.val_fraction).unwrap_or(config::DEFAULT_VAL_FRACTION),
         seed: args.crop.seed.or(file.seed).unwrap_or(0),
     };
     if spec.photos.is_empty() || spec.anime.is_empty() {

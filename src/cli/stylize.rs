@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use japanim::config::{EncoderSettings, PipelineFile};
+use japanim::config::{EncoderSection, PipelineFile, StylizeRun, StylizeSection};
 use japanim::device::{DeviceChoice, PrecisionChoice};
 use japanim::io::raw::{parse_fps, parse_size, RawKind};
-use japanim::model::ModelSource;
-use japanim::stylize::{self, StylizeJob};
+use japanim::stylize;
 
 /// Format of raw frames written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,6 +78,10 @@ pub struct StylizeArgs {
     /// the video alone, so machines need not talk; a finished part is kept on a re-run.
     #[arg(long, value_name = "K/N")]
     pub part: Option<String>,
+    /// Also write the settings this run resolved (flags over the pipeline file over the
+    /// defaults) as a pipeline file, to re-run the same job with --pipeline FILE.
+    #[arg(long, value_name = "FILE")]
+    pub save_settings: Option<PathBuf>,
     /// Replace the output if it exists.
     #[arg(long)]
     pub overwrite: bool,
@@ -113,50 +116,54 @@ pub struct TileOptions {
     pub tile_batch: Option<usize>,
 }
 
-/// `stylize`: merge flags over the pipeline file, resolve the model, run the job.
+/// `stylize`: the flags over the pipeline file (merged in `config`), then the job.
 pub fn run(args: StylizeArgs, progress: bool) -> Result<()> {
     let pipeline = match &args.pipeline {
         Some(path) => PipelineFile::read(path)?,
         None => PipelineFile::default(),
     };
-    let section = pipeline.stylize;
-    let tiles = tile_request(&args.tiles, &section)?;
-    let encoder_section = section.encoder.unwrap_or_default();
-    let defaults = EncoderSettings::default();
-    // --model, then the pipeline file, then $JAPANIM_MODEL, then the model built in.
-    let model = match args.model.or(section.model) {
-        Some(path) => ModelSource::File(path),
-        None => ModelSource::default_model(),
+    let flags = StylizeSection {
+        model: args.model,
+        device: args.device,
+        precision: args.precision,
+        batch: args.batch,
+        stabilize: args.stabilize,
+        encoder: Some(EncoderSection { codec: args.codec, crf: args.crf, preset: args.preset }),
+        ..tile_flags(&args.tiles)
     };
-    let job = StylizeJob {
+    let part = args
+        .part
+        .as_deref()
+        .map(|text| japanim::parts::PartSpec::parse(text, japanim::parts::task_index_from_env()))
+        .transpose()?;
+    let job = flags.over(pipeline.stylize).job(StylizeRun {
         input: args.input,
         output: args.output,
-        model,
-        device: args.device.or(section.device).unwrap_or(DeviceChoice::Auto),
-        precision: args.precision.or(section.precision).unwrap_or(PrecisionChoice::Auto),
-        batch: args.batch.or(section.batch),
-        encoder: EncoderSettings {
-            codec: args.codec.or(encoder_section.codec).unwrap_or(defaults.codec),
-            crf: args.crf.or(encoder_section.crf).or(defaults.crf),
-            preset: args.preset.or(encoder_section.preset).or(defaults.preset),
-        },
-        tiles,
         raw_size: args.size,
         raw_fps: args.fps,
         raw_output: args.output_format.map(|f| match f {
             RawOutput::Rgb24 => RawKind::Rgb24,
             RawOutput::Y4m => RawKind::Y4m,
         }),
-        stabilize: args.stabilize.or(section.stabilize).unwrap_or(stylize::DEFAULT_STABILIZE),
         strict_decode: args.strict_decode,
-        part: args
-            .part
-            .as_deref()
-            .map(|text| japanim::parts::PartSpec::parse(text, japanim::parts::task_index_from_env()))
-            .transpose()?,
+        part,
         overwrite: args.overwrite,
         progress,
-    };
+    });
+    if let Some(path) = &args.save_settings {
+        let file = PipelineFile {
+            description: Some(format!(
+                "Settings of `japanim stylize {} -o {}`; re-run with --pipeline {}",
+                job.input.display(),
+                job.output.display(),
+                path.display()
+            )),
+            stylize: StylizeSection::of_job(&job),
+            ..Default::default()
+        };
+        file.write(path)?;
+        tracing::info!("settings saved to {} (use them with --pipeline)", path.display());
+    }
     tracing::info!("stylize settings: {}", serde_json::to_string(&job)?);
     let summary = stylize::run(&job)?;
     if summary.kept {
@@ -178,23 +185,14 @@ pub fn run(args: StylizeArgs, progress: bool) -> Result<()> {
     Ok(())
 }
 
-/// Tiling from flags over the pipeline file: `None` when neither names a tile size (the
-/// engine's choice), a request with `max_tile` 0 for whole frames (`--tile 0`).
-pub fn tile_request(
-    flags: &TileOptions,
-    section: &japanim::config::StylizeSection,
-) -> Result<Option<japanim::stylize::TileRequest>> {
-    let Some(max_tile) = flags.tile.or(section.tile) else { return Ok(None) };
-    let norm = match (flags.tile_norm, &section.tile_norm) {
-        (Some(n), _) => n,
-        (None, Some(text)) => text.parse().map_err(anyhow::Error::msg)?,
-        (None, None) => japanim::engine::tiled::NormStrategy::Exact,
-    };
-    Ok(Some(japanim::stylize::TileRequest {
-        max_tile,
-        halo: flags.halo.or(section.halo),
-        feather: flags.feather.or(section.feather).unwrap_or(8),
-        batch: flags.tile_batch.or(section.tile_batch),
-        norm,
-    }))
+/// The tile flags as settings (each unset where not given).
+pub fn tile_flags(flags: &TileOptions) -> StylizeSection {
+    StylizeSection {
+        tile: flags.tile,
+        halo: flags.halo,
+        feather: flags.feather,
+        tile_norm: flags.tile_norm,
+        tile_batch: flags.tile_batch,
+        ..Default::default()
+    }
 }

@@ -28,9 +28,8 @@ use super::temporal::{normalize_with, statistics_jumped, StatisticsSmoother};
 use super::tiles::{feather_weight, TilePlan};
 use crate::model::generator::{own_instance_norm, Generator, NormHook, Segment};
 
-/// How tiles are normalised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// How tiles are normalised; written and read as its flag text (`exact`, `refine:3`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NormStrategy {
     /// Each tile with its own statistics (seams; for comparison).
     Tile,
@@ -48,8 +47,33 @@ pub enum NormStrategy {
     Exact,
     /// `Exact` with the activations between segments always in temporary files: memory
     /// bounded by the tile, at the cost of writing and reading them.
-    #[serde(rename = "exact:disk")]
     ExactOnDisk,
+}
+
+impl std::fmt::Display for NormStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tile => f.write_str("tile"),
+            Self::Refine(n) => write!(f, "refine:{n}"),
+            Self::Temporal => f.write_str("temporal"),
+            Self::Downscaled(n) => write!(f, "downscaled:{n}"),
+            Self::Exact => f.write_str("exact"),
+            Self::ExactOnDisk => f.write_str("exact:disk"),
+        }
+    }
+}
+
+impl serde::Serialize for NormStrategy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NormStrategy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl NormStrategy {
