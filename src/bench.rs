@@ -12,7 +12,7 @@ use tch::{Device, Kind, Tensor};
 use crate::engine::tiled::TileSettings;
 use crate::engine::tiles::{align4, psnr, seam_ratio, TilePlan};
 use crate::engine::{Engine, EngineError};
-use crate::frame::{Frame, FramePool, FrameSink, FrameSource, Item};
+use crate::frame::{Frame, FramePool, FrameSink, FrameSource, Item, StageError};
 use crate::model::{GeneratorConfig, StyleModel};
 use crate::stream::{StreamOptions, StreamStats};
 use crate::Error;
@@ -281,7 +281,7 @@ impl SyntheticSource {
 }
 
 impl FrameSource for SyntheticSource {
-    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, crate::Error> {
+    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, StageError> {
         if self.next == self.count {
             return Ok(None);
         }
@@ -305,11 +305,11 @@ impl FrameSource for SyntheticSource {
 pub struct DiscardSink;
 
 impl FrameSink for DiscardSink {
-    fn write_frame(&mut self, _frame: &Frame) -> Result<(), crate::Error> {
+    fn write_frame(&mut self, _frame: &Frame) -> Result<(), StageError> {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), crate::Error> {
+    fn finish(&mut self) -> Result<(), StageError> {
         Ok(())
     }
 }

@@ -88,6 +88,34 @@ impl PoolReturn {
     }
 }
 
+/// An error of a stream stage (a source, the engine, a sink): the stage's own typed error,
+/// boxed, so that this bottom layer names no module above it. Each module that has stages
+/// converts its error into it (`impl From<ItsError> for StageError`); the message is the
+/// stage error's own, and [`StageError::downcast_ref`] gets the typed error back.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StageError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl StageError {
+    /// Wraps a stage's typed error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(error))
+    }
+
+    /// An error that is only a message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0}")]
+        struct Message(String);
+        Self::new(Message(message.into()))
+    }
+
+    /// The typed error inside, if it is a `T`.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+}
+
 /// Anything a source passes through a stream untouched (e.g. an audio packet); only a sink
 /// that knows its type uses it, the others drop it.
 pub type Passthrough = Box<dyn std::any::Any + Send>;
@@ -103,19 +131,19 @@ pub enum Item {
 /// The first stage of a stream: yields frames (and passthrough data) in order.
 pub trait FrameSource: Send {
     /// The next item, taking frame buffers from `pool`; `None` at the end.
-    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, crate::Error>;
+    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, StageError>;
 }
 
 /// The last stage of a stream: consumes stylized frames in order.
 pub trait FrameSink: Send {
     /// Writes one frame.
-    fn write_frame(&mut self, frame: &Frame) -> Result<(), crate::Error>;
+    fn write_frame(&mut self, frame: &Frame) -> Result<(), StageError>;
     /// Writes forwarded data; sinks that cannot use it ignore it.
-    fn write_passthrough(&mut self, _item: Passthrough) -> Result<(), crate::Error> {
+    fn write_passthrough(&mut self, _item: Passthrough) -> Result<(), StageError> {
         Ok(())
     }
     /// Completes the output after the last frame. Not called when the stream fails.
-    fn finish(&mut self) -> Result<(), crate::Error>;
+    fn finish(&mut self) -> Result<(), StageError>;
 }
 
 #[cfg(test)]

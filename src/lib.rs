@@ -60,6 +60,9 @@ pub enum Error {
     /// Training.
     #[error(transparent)]
     Train(#[from] train::TrainError),
+    /// A stage of a stream (its own typed error inside).
+    #[error(transparent)]
+    Stage(#[from] frame::StageError),
     /// Invalid settings or inputs, explained.
     #[error("{0}")]
     Invalid(String),
@@ -71,6 +74,12 @@ pub enum Error {
 impl Error {
     /// Whether the error is a closed pipe downstream, which ends a run quietly.
     pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, Error::Raw(io::raw::RawError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe)
+        let broken =
+            |e: &io::raw::RawError| matches!(e, io::raw::RawError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe);
+        match self {
+            Error::Raw(e) => broken(e),
+            Error::Stage(e) => e.downcast_ref::<io::raw::RawError>().is_some_and(broken),
+            _ => false,
+        }
     }
 }

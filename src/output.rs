@@ -114,6 +114,12 @@ impl Drop for PendingFile {
     }
 }
 
+impl From<OutputError> for crate::frame::StageError {
+    fn from(error: OutputError) -> Self {
+        crate::frame::StageError::new(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

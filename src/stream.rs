@@ -10,7 +10,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::{Engine, Submitted};
-use crate::frame::{Frame, FramePool, FrameSink, FrameSource, Item, Passthrough, PoolReturn};
+use crate::frame::{Frame, FramePool, FrameSink, FrameSource, Item, Passthrough, PoolReturn, StageError};
 
 /// How a stream runs.
 #[derive(Debug, Clone)]
@@ -73,7 +73,7 @@ pub fn run(
     engine: &mut Engine,
     mut sink: Box<dyn FrameSink + '_>,
     options: &StreamOptions,
-) -> Result<StreamStats, crate::Error> {
+) -> Result<StreamStats, StageError> {
     let start = Instant::now();
     let batch = options.batch.max(1);
     let queue = options.queue.max(1);
@@ -85,7 +85,7 @@ pub fn run(
     // and being written.
     let (mut source_pool, inputs_back) = FramePool::new(queue + (in_flight + 1) * batch + 1);
     let (engine_pool, mut results_back) = FramePool::new(queue + batch + 1);
-    let (to_engine, from_source) = bounded::<Result<Item, crate::Error>>(queue);
+    let (to_engine, from_source) = bounded::<Result<Item, StageError>>(queue);
     let (to_sink, from_engine) = bounded::<ToSink>(queue);
     let bar = progress_bar(options);
 
@@ -128,7 +128,7 @@ pub fn run(
         }
         drop(to_sink);
         let sink_result =
-            sink_thread.join().unwrap_or_else(|_| Err(crate::Error::Internal("the output stage panicked".into())));
+            sink_thread.join().unwrap_or_else(|_| Err(StageError::msg("internal error: the output stage panicked")));
         // The source stops on its own once the engine's receiver is gone.
         let source_busy = source_thread.join().unwrap_or_default();
         bar.finish_and_clear();
@@ -158,10 +158,10 @@ impl EngineStage<'_> {
     /// Runs until the source ends; `keep` batches may stay on the device after a submit.
     fn run(
         &mut self,
-        from_source: Receiver<Result<Item, crate::Error>>,
+        from_source: Receiver<Result<Item, StageError>>,
         batch: usize,
         keep: usize,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), StageError> {
         let mut pending: Vec<Frame> = Vec::with_capacity(batch);
         for item in from_source {
             match item? {
@@ -192,7 +192,7 @@ impl EngineStage<'_> {
     /// Submits the pending frames, then collects the oldest batches until at most `keep`
     /// remain, so the device runs one batch while the previous one's results are handed on.
     /// `false` once the sink is gone.
-    fn flush(&mut self, pending: &mut Vec<Frame>, keep: usize) -> Result<bool, crate::Error> {
+    fn flush(&mut self, pending: &mut Vec<Frame>, keep: usize) -> Result<bool, StageError> {
         if !pending.is_empty() {
             let started = Instant::now();
             let batch = self.engine.submit(&pending.iter().collect::<Vec<_>>())?;
@@ -208,7 +208,7 @@ impl EngineStage<'_> {
     }
 
     /// Collects the oldest batch and sends its frames on; `false` once the sink is gone.
-    fn collect_oldest(&mut self) -> Result<bool, crate::Error> {
+    fn collect_oldest(&mut self) -> Result<bool, StageError> {
         let Some((frames, batch)) = self.submitted.pop_front() else { return Ok(true) };
         self.outputs.clear();
         self.outputs.extend(frames.iter().map(|f| self.pool.take(f.data.len())));
@@ -231,7 +231,7 @@ fn sink_stage(
     results_back: &mut PoolReturn,
     bar: &ProgressBar,
     log: bool,
-) -> Result<(u64, Duration), crate::Error> {
+) -> Result<(u64, Duration), StageError> {
     let mut frames = 0u64;
     let mut busy = Duration::ZERO;
     let start = Instant::now();
@@ -295,7 +295,7 @@ mod tests {
     struct Frames(Vec<Item>);
 
     impl FrameSource for Frames {
-        fn next_item(&mut self, _pool: &mut FramePool) -> Result<Option<Item>, crate::Error> {
+        fn next_item(&mut self, _pool: &mut FramePool) -> Result<Option<Item>, StageError> {
             Ok((!self.0.is_empty()).then(|| self.0.remove(0)))
         }
     }
@@ -304,15 +304,15 @@ mod tests {
     struct Collected(Arc<Mutex<(Vec<Frame>, usize, bool)>>);
 
     impl FrameSink for Collected {
-        fn write_frame(&mut self, frame: &Frame) -> Result<(), crate::Error> {
+        fn write_frame(&mut self, frame: &Frame) -> Result<(), StageError> {
             self.0.lock().unwrap().0.push(frame.clone());
             Ok(())
         }
-        fn write_passthrough(&mut self, _item: Passthrough) -> Result<(), crate::Error> {
+        fn write_passthrough(&mut self, _item: Passthrough) -> Result<(), StageError> {
             self.0.lock().unwrap().1 += 1;
             Ok(())
         }
-        fn finish(&mut self) -> Result<(), crate::Error> {
+        fn finish(&mut self) -> Result<(), StageError> {
             self.0.lock().unwrap().2 = true;
             Ok(())
         }

@@ -442,6 +442,12 @@ fn staging_tensor(device: Device, shape: [i64; 4]) -> Result<Tensor, TchError> {
     Tensor::f_empty(shape, (Kind::Uint8, Device::Cpu))
 }
 
+impl From<EngineError> for crate::frame::StageError {
+    fn from(error: EngineError) -> Self {
+        crate::frame::StageError::new(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

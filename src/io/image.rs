@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::frame::{check_frame_size, Frame};
+use crate::frame::{check_frame_size, Frame, StageError};
 
 /// Extensions read and written as images.
 pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp"];
@@ -126,7 +126,7 @@ pub fn list_images(folder: &Path) -> Result<Vec<PathBuf>, ImageError> {
 /// failure is logged as it happens and the run fails at the end with their count.
 pub type Failures = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
-fn record(failures: &Failures, error: &crate::Error) {
+fn record(failures: &Failures, error: &StageError) {
     tracing::error!("{error}");
     failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(error.to_string());
 }
@@ -148,7 +148,7 @@ impl ImageSource {
 }
 
 impl crate::frame::FrameSource for ImageSource {
-    fn next_item(&mut self, _pool: &mut crate::frame::FramePool) -> Result<Option<crate::frame::Item>, crate::Error> {
+    fn next_item(&mut self, _pool: &mut crate::frame::FramePool) -> Result<Option<crate::frame::Item>, StageError> {
         while let Some(path) = self.paths.get(self.next) {
             let index = self.next as u64;
             self.next += 1;
@@ -178,11 +178,11 @@ impl ImageSink {
         Self { destinations, failures }
     }
 
-    fn write(&self, frame: &Frame) -> Result<(), crate::Error> {
+    fn write(&self, frame: &Frame) -> Result<(), StageError> {
         let destination = self
             .destinations
             .get(frame.index as usize)
-            .ok_or_else(|| crate::Error::Internal(format!("no destination for image {}", frame.index)))?;
+            .ok_or_else(|| StageError::msg(format!("internal error: no destination for image {}", frame.index)))?;
         let pending = crate::output::PendingFile::new(destination, true)?;
         write_image(frame, pending.temp_path()).map_err(|e| e.naming(pending.destination()))?;
         pending.commit()?;
@@ -191,7 +191,7 @@ impl ImageSink {
 }
 
 impl crate::frame::FrameSink for ImageSink {
-    fn write_frame(&mut self, frame: &Frame) -> Result<(), crate::Error> {
+    fn write_frame(&mut self, frame: &Frame) -> Result<(), StageError> {
         match (self.write(frame), &self.failures) {
             (Err(e), Some(failures)) => {
                 record(failures, &e);
@@ -201,7 +201,13 @@ impl crate::frame::FrameSink for ImageSink {
         }
     }
 
-    fn finish(&mut self) -> Result<(), crate::Error> {
+    fn finish(&mut self) -> Result<(), StageError> {
         Ok(())
+    }
+}
+
+impl From<ImageError> for StageError {
+    fn from(error: ImageError) -> Self {
+        StageError::new(error)
     }
 }

@@ -9,7 +9,7 @@ use ffmpeg::{format, media, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
 use super::video::{add_copied_stream, container_takes, display_matrix_of, set_display_matrix, VideoSource};
-use crate::frame::{Frame, FramePool, FrameSink, FrameSource, Item, Passthrough};
+use crate::frame::{Frame, FramePool, FrameSink, FrameSource, Item, Passthrough, StageError};
 use crate::parts::{FrameTable, PartLabel, PartPlan};
 
 /// Why parts cannot be made or joined; each names the file at fault.
@@ -119,7 +119,7 @@ impl<'a> PartSource<'a> {
 }
 
 impl FrameSource for PartSource<'_> {
-    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, crate::Error> {
+    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, StageError> {
         let wanted = self.plan.end - self.plan.warm_first;
         while self.passed < wanted {
             let Some(event) = self.video.next_event_unconverted()? else { break };
@@ -134,7 +134,7 @@ impl FrameSource for PartSource<'_> {
             return Ok(Some(Item::Frame(Frame { index, ..frame })));
         }
         if self.passed < wanted {
-            return Err(crate::Error::Invalid(format!(
+            return Err(StageError::msg(format!(
                 "part {}: decoded {} of its {} frames (from frame {}): the video ends early or is damaged",
                 self.plan.part, self.passed, wanted, self.plan.warm_first
             )));
@@ -152,18 +152,18 @@ pub struct FromFrame<'a> {
 }
 
 impl FrameSink for FromFrame<'_> {
-    fn write_frame(&mut self, frame: &Frame) -> Result<(), crate::Error> {
+    fn write_frame(&mut self, frame: &Frame) -> Result<(), StageError> {
         if frame.index >= self.first {
             self.sink.write_frame(frame)?;
         }
         Ok(())
     }
 
-    fn write_passthrough(&mut self, item: Passthrough) -> Result<(), crate::Error> {
+    fn write_passthrough(&mut self, item: Passthrough) -> Result<(), StageError> {
         self.sink.write_passthrough(item)
     }
 
-    fn finish(&mut self) -> Result<(), crate::Error> {
+    fn finish(&mut self) -> Result<(), StageError> {
         self.sink.finish()
     }
 }
@@ -436,5 +436,11 @@ fn same_video(a: &ffmpeg::codec::Parameters, b: &ffmpeg::codec::Parameters) -> b
     unsafe {
         let (a, b) = (&*a.as_ptr(), &*b.as_ptr());
         a.codec_id == b.codec_id && a.width == b.width && a.height == b.height && a.format == b.format
+    }
+}
+
+impl From<PartsError> for StageError {
+    fn from(error: PartsError) -> Self {
+        StageError::new(error)
     }
 }

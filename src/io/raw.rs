@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 
 use super::colour::{self, Chroma, Matrix, Range};
-use crate::frame::{check_frame_size, Frame, FramePool, FrameSink, FrameSource, Item};
+use crate::frame::{check_frame_size, Frame, FramePool, FrameSink, FrameSource, Item, StageError};
 
 const Y4M_MAGIC: &[u8] = b"YUV4MPEG2";
 /// Longest stream or frame header line accepted.
@@ -303,7 +303,7 @@ impl<W: Write> RawWriter<W> {
 pub struct RawSource<R: Read + Send>(pub RawReader<R>);
 
 impl<R: Read + Send> FrameSource for RawSource<R> {
-    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, crate::Error> {
+    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, StageError> {
         let (width, height) = (self.0.format.width, self.0.format.height);
         let index = self.0.next_index;
         let mut data = pool.take(Frame::byte_len(width, height));
@@ -319,11 +319,11 @@ impl<R: Read + Send> FrameSource for RawSource<R> {
 pub struct RawSink<W: Write + Send>(pub RawWriter<W>);
 
 impl<W: Write + Send> FrameSink for RawSink<W> {
-    fn write_frame(&mut self, frame: &Frame) -> Result<(), crate::Error> {
+    fn write_frame(&mut self, frame: &Frame) -> Result<(), StageError> {
         Ok(self.0.write_frame(frame)?)
     }
 
-    fn finish(&mut self) -> Result<(), crate::Error> {
+    fn finish(&mut self) -> Result<(), StageError> {
         Ok(self.0.finish()?)
     }
 }
@@ -357,6 +357,12 @@ pub fn parse_fps(text: &str) -> Result<(u32, u32), String> {
         return Err(bad());
     }
     Ok(rate)
+}
+
+impl From<RawError> for StageError {
+    fn from(error: RawError) -> Self {
+        StageError::new(error)
+    }
 }
 
 #[cfg(test)]

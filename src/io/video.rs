@@ -9,7 +9,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::convert::Converter;
 use super::EncoderSettings;
-use crate::frame::{check_frame_size, Frame, FramePool, FrameSink, FrameSource, Item, Passthrough};
+use crate::frame::{check_frame_size, Frame, FramePool, FrameSink, FrameSource, Item, Passthrough, StageError};
 
 /// Errors from FFmpeg, with the file and the step that failed.
 #[derive(Debug, thiserror::Error)]
@@ -551,7 +551,7 @@ impl VideoSource {
 }
 
 impl FrameSource for VideoSource {
-    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, crate::Error> {
+    fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, StageError> {
         Ok(match self.next_event()? {
             Some(Ok(decoded)) => Some(Item::Frame(self.converter.convert(&decoded, pool)?)),
             Some(Err(packet)) => Some(Item::Passthrough(packet)),
@@ -752,7 +752,7 @@ impl VideoSink {
 }
 
 impl FrameSink for VideoSink {
-    fn write_frame(&mut self, frame: &Frame) -> Result<(), crate::Error> {
+    fn write_frame(&mut self, frame: &Frame) -> Result<(), StageError> {
         let (w, h) = (frame.width, frame.height);
         if self.scaler.is_none() {
             let full = self.colour.range == color::Range::JPEG;
@@ -780,7 +780,7 @@ impl FrameSink for VideoSink {
         Ok(())
     }
 
-    fn write_passthrough(&mut self, item: Passthrough) -> Result<(), crate::Error> {
+    fn write_passthrough(&mut self, item: Passthrough) -> Result<(), StageError> {
         let Ok(item) = item.downcast::<VideoPacket>() else { return Ok(()) };
         let VideoPacket { mut packet, input_index } = *item;
         if let Some(&(_, out_index, in_tb, out_tb)) = self.copied.iter().find(|c| c.0 == input_index) {
@@ -792,10 +792,16 @@ impl FrameSink for VideoSink {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), crate::Error> {
+    fn finish(&mut self) -> Result<(), StageError> {
         self.encoder.send_eof().map_err(|e| self.err("flushing the encoder", e))?;
         self.write_encoded_packets()?;
         self.output.write_trailer().map_err(|e| self.err("finishing the file", e))?;
         Ok(())
+    }
+}
+
+impl From<VideoError> for StageError {
+    fn from(error: VideoError) -> Self {
+        StageError::new(error)
     }
 }
