@@ -10,9 +10,10 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 use crate::engine::tiled::TileSettings;
-use crate::engine::tiles::{align4, psnr, seam_ratio, TilePlan};
+use crate::engine::tiles::{align4, TilePlan};
 use crate::engine::{Engine, EngineError};
 use crate::frame::{Frame, FramePool, FrameSink, FrameSource, Item, StageError};
+use crate::look::{psnr, seam_ratio};
 use crate::model::{GeneratorConfig, StyleModel};
 use crate::stream::{StreamOptions, StreamStats};
 use crate::Error;

@@ -37,11 +37,11 @@ fn tiles_with_measured_frame_statistics_reproduce_the_whole_frame() {
         stylize(dir.path(), &model, "exact.png", &["--tile", "128", "--tile-norm", "refine:7", "--feather", "0"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(exact.len(), whole.len(), "same size");
-    let p = japanim::engine::tiles::psnr(&exact, &whole);
+    let p = japanim::look::psnr(&exact, &whole);
     assert!(p >= 45.0, "seven measuring passes: {p:.1} dB");
     let (out, naive) = stylize(dir.path(), &model, "naive.png", &["--tile", "128", "--tile-norm", "tile"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(japanim::engine::tiles::psnr(&naive, &whole) < p, "per-tile statistics are further off");
+    assert!(japanim::look::psnr(&naive, &whole) < p, "per-tile statistics are further off");
     let (out, temporal) = stylize(dir.path(), &model, "temporal.png", &["--tile", "128", "--tile-norm", "temporal"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(temporal.len(), whole.len());
@@ -50,7 +50,7 @@ fn tiles_with_measured_frame_statistics_reproduce_the_whole_frame() {
     for tile in ["128", "40"] {
         let (out, segmented) = stylize(dir.path(), &model, &format!("exact-{tile}.png"), &["--tile", tile]);
         assert!(out.status.success(), "{}", stderr(&out));
-        let p = japanim::engine::tiles::psnr(&segmented, &whole);
+        let p = japanim::look::psnr(&segmented, &whole);
         assert!(p >= 60.0, "exact tiles of {tile} px: {p:.1} dB");
     }
     // The activations between segments in temporary files: the same result, no file left.
@@ -68,7 +68,7 @@ fn tiles_with_measured_frame_statistics_reproduce_the_whole_frame() {
         .args(["--precision", "f32", "--tile", "40", "--tile-norm", "exact:disk"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let on_disk = image::open(&output).unwrap().to_rgb8().into_raw();
-    let p = japanim::engine::tiles::psnr(&on_disk, &whole);
+    let p = japanim::look::psnr(&on_disk, &whole);
     assert!(p >= 60.0, "exact tiles of 40 px on disk: {p:.1} dB");
     assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0);
 }

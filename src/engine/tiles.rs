@@ -109,59 +109,6 @@ pub fn receptive_radius(residual_blocks: i64) -> u32 {
     3 + 1 + 2 + 2 + 4 + 8 * residual_blocks.max(0) as u32 + 4 + 2 + 2 + 1 + 3
 }
 
-/// Seam metric of a stitched RGB image: the mean absolute difference between neighbouring
-/// pixels across core boundaries, divided by the same mean everywhere else. About 1 means no
-/// visible seam; naive tiling gives clearly more.
-pub fn seam_ratio(rgb: &[u8], width: u32, height: u32, plan: &TilePlan) -> f64 {
-    let (w, h) = (width as usize, height as usize);
-    let mut cut_x = vec![false; w];
-    let mut cut_y = vec![false; h];
-    for t in &plan.tiles {
-        let [x0, y0, _, _] = t.core;
-        if x0 > 0 && (x0 as usize) < w {
-            cut_x[x0 as usize] = true;
-        }
-        if y0 > 0 && (y0 as usize) < h {
-            cut_y[y0 as usize] = true;
-        }
-    }
-    let px = |x: usize, y: usize, c: usize| f64::from(rgb[(y * w + x) * 3 + c]);
-    let (mut seam, mut seam_n, mut inside, mut inside_n) = (0.0, 0.0, 0.0, 0.0);
-    for (y, &row_cut) in cut_y.iter().enumerate() {
-        for (x, &column_cut) in cut_x.iter().enumerate() {
-            for c in 0..3 {
-                if x > 0 {
-                    let d = (px(x, y, c) - px(x - 1, y, c)).abs();
-                    if column_cut {
-                        (seam, seam_n) = (seam + d, seam_n + 1.0);
-                    } else {
-                        (inside, inside_n) = (inside + d, inside_n + 1.0);
-                    }
-                }
-                if y > 0 {
-                    let d = (px(x, y, c) - px(x, y - 1, c)).abs();
-                    if row_cut {
-                        (seam, seam_n) = (seam + d, seam_n + 1.0);
-                    } else {
-                        (inside, inside_n) = (inside + d, inside_n + 1.0);
-                    }
-                }
-            }
-        }
-    }
-    if seam_n == 0.0 {
-        return 1.0;
-    }
-    (seam / seam_n) / (inside / inside_n).max(1e-9)
-}
-
-/// Peak signal-to-noise ratio of two 8-bit images, in dB (infinite when identical).
-pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse =
-        a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum::<f64>() / a.len().max(1) as f64;
-    10.0 * (255.0 * 255.0 / mse).log10()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

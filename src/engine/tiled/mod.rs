@@ -17,6 +17,15 @@
 //! `ExactOnDisk` (and `Exact` where they would crowd memory) keeps them in temporary files,
 //! so memory is bounded by the tile at the cost of writing and reading them
 //! (the `activation` module).
+//!
+//! By concern: this file holds the strategies, their settings and the runner that picks one;
+//! `exact` the segment-by-segment runner and its own tile planner; `hooks` the InstanceNorm
+//! hooks that gather and apply frame statistics over tiles.
+
+mod exact;
+mod hooks;
+
+pub use exact::{exact_core, EXACT_HALO};
 
 use std::collections::HashMap;
 
@@ -24,9 +33,11 @@ use tch::{Device, Kind, TchError, Tensor};
 
 use super::activation::Activation;
 use super::moments::Moments;
-use super::temporal::{normalize_with, statistics_jumped, StatisticsSmoother};
+use super::temporal::StatisticsSmoother;
 use super::tiles::{feather_weight, TilePlan};
-use crate::model::generator::{own_instance_norm, Generator, NormHook, Segment};
+use crate::model::generator::{Generator, Segment};
+use exact::run_exact;
+use hooks::{cut_between, finish, FrameStatistics, TileHook};
 
 /// How tiles are normalised; written and read as its flag text (`exact`, `refine:3`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,190 +137,6 @@ pub struct TileSettings {
 
 /// Per-layer (mean, biased variance) of one frame, f32 on the device.
 pub type FrameStats = Vec<(Tensor, Tensor)>;
-
-fn finish(moments: Vec<Option<Moments>>) -> Result<FrameStats, TchError> {
-    moments.into_iter().map(|m| m.expect("every layer saw every tile").mean_var()).collect()
-}
-
-/// Whether any frame's first-layer statistics moved between the statistics used and those
-/// measured as far as a cut moves them ([`statistics_jumped`]).
-fn cut_between(used: &[FrameStats], measured: &[FrameStats]) -> Result<bool, TchError> {
-    for (u, m) in used.iter().zip(measured) {
-        let ((um, uv), (mm, mv)) = (&u[0], &m[0]);
-        if statistics_jumped(um, uv, mm, mv)? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// The hook for one batch of tiles.
-struct TileHook<'a> {
-    /// Per sample: its frame slot and core (x0, y0, x1, y1) relative to the tile.
-    samples: &'a [(usize, [i64; 4])],
-    tile_height: i64,
-    given: Option<&'a [FrameStats]>,
-    collect: Option<&'a mut Vec<Vec<Option<Moments>>>>,
-}
-
-impl NormHook for TileHook<'_> {
-    fn normalize(&mut self, layer: usize, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, TchError> {
-        let (n, c, h, _) = x.size4()?;
-        if let Some(acc) = self.collect.as_deref_mut() {
-            let scale = self.tile_height / h;
-            for (i, &(frame, [x0, y0, x1, y1])) in self.samples.iter().enumerate() {
-                let region = x
-                    .f_get(i as i64)?
-                    .f_narrow(1, y0 / scale, (y1 - y0) / scale)?
-                    .f_narrow(2, x0 / scale, (x1 - x0) / scale)?
-                    .f_to_kind(Kind::Double)?;
-                let count = ((y1 - y0) / scale * (x1 - x0) / scale) as f64;
-                let mean = region.f_mean_dim(&[1i64, 2][..], false, Kind::Double)?;
-                let m2 = region.f_sub(&mean.f_view([c, 1, 1])?)?.f_square()?.f_sum_dim_intlist(
-                    &[1i64, 2][..],
-                    false,
-                    Kind::Double,
-                )?;
-                Moments::add_to(&mut acc[frame][layer], count, mean, m2)?;
-            }
-        }
-        let Some(stats) = self.given else { return own_instance_norm(x, weight, bias) };
-        let means = Tensor::f_stack(&self.samples.iter().map(|&(f, _)| &stats[f][layer].0).collect::<Vec<_>>(), 0)?;
-        let vars = Tensor::f_stack(&self.samples.iter().map(|&(f, _)| &stats[f][layer].1).collect::<Vec<_>>(), 0)?;
-        normalize_with(x, weight, bias, &means.f_view([n, c])?, &vars.f_view([n, c])?)
-    }
-}
-
-/// Normalises with the whole frame's per-channel statistics (`mean`, biased `var`: 1×C, f32).
-struct FrameStatistics {
-    mean: Tensor,
-    var: Tensor,
-}
-
-impl NormHook for FrameStatistics {
-    fn normalize(&mut self, _layer: usize, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, TchError> {
-        normalize_with(x, weight, bias, &self.mean, &self.var)
-    }
-}
-
-/// Halo of the exact strategy, in input pixels: one segment's receptive-field radius is at
-/// most 6 px (a stride-2 and a plain 3×3 convolution at quarter resolution), and regions must
-/// start on multiples of 4 so that every resolution's grid lines up.
-pub const EXACT_HALO: i64 = 8;
-
-/// Core side of the exact strategy's tiles of at most `max_tile` px: a multiple of 4.
-pub fn exact_core(max_tile: u32) -> i64 {
-    (i64::from(max_tile) - 2 * EXACT_HALO).max(4) / 4 * 4
-}
-
-/// One tile of the exact strategy: its core and the region (core plus halo, clipped to the
-/// frame) it is computed from, in input pixels: (x0, y0, x1, y1) each.
-#[derive(Debug, Clone, Copy)]
-struct ExactTile {
-    core: [i64; 4],
-    region: [i64; 4],
-}
-
-/// The exact strategy's tiles of a `width`×`height` frame with `core`-px cores, grouped by
-/// region shape (interior, edge and corner tiles differ) so each group runs as a batch.
-fn exact_tiles(width: i64, height: i64, core: i64) -> Vec<Vec<ExactTile>> {
-    let mut groups: Vec<((i64, i64), Vec<ExactTile>)> = Vec::new();
-    for y0 in (0..height).step_by(core as usize) {
-        for x0 in (0..width).step_by(core as usize) {
-            let (x1, y1) = ((x0 + core).min(width), (y0 + core).min(height));
-            let region = [
-                (x0 - EXACT_HALO).max(0),
-                (y0 - EXACT_HALO).max(0),
-                (x1 + EXACT_HALO).min(width),
-                (y1 + EXACT_HALO).min(height),
-            ];
-            let shape = (region[2] - region[0], region[3] - region[1]);
-            let tile = ExactTile { core: [x0, y0, x1, y1], region };
-            match groups.iter_mut().find(|(s, _)| *s == shape) {
-                Some((_, tiles)) => tiles.push(tile),
-                None => groups.push((shape, vec![tile])),
-            }
-        }
-    }
-    groups.into_iter().map(|(_, tiles)| tiles).collect()
-}
-
-/// One frame (1×3×H×W, sides multiples of 4) segment by segment over tiles whose cores are
-/// `core` px (a multiple of 4) with [`EXACT_HALO`] around them, up to `batch` tiles of one
-/// shape per call. The activations between segments are kept in temporary files when
-/// `on_disk`, so memory holds only the tiles being run. With a `smoother`, each layer takes
-/// the smoothed whole-frame statistics instead of the frame's own.
-fn run_exact(
-    generator: &Generator,
-    frame: &Tensor,
-    (core, batch): (i64, usize),
-    on_disk: bool,
-    mut smoother: Option<&mut StatisticsSmoother>,
-) -> Result<Tensor, TchError> {
-    let (_, _, height, width) = frame.size4()?;
-    let groups = exact_tiles(width, height, core);
-    let segments = generator.segments();
-    let mut input = Activation::Memory(frame.shallow_clone());
-    let mut skip: Option<Activation> = None;
-    for k in 0..segments {
-        // Segment 0 normalises nothing; every later one its input, with the frame's statistics.
-        let (mean, var) = match (k, smoother.as_deref_mut()) {
-            (0, _) => (Tensor::new(), Tensor::new()),
-            (_, None) => input.mean_var()?,
-            (_, Some(smoother)) => {
-                let (mean, var) = input.mean_var()?;
-                smoother.smooth(k - 1, &mean, &var)?
-            }
-        };
-        let mut hook = FrameStatistics { mean, var };
-        let scale_in = width / input.width()?;
-        let mut next: Option<(Activation, Option<Activation>)> = None;
-        for tiles in groups.iter().flat_map(|g| g.chunks(batch.max(1))) {
-            let stack = |whole: &Activation| -> Result<Tensor, TchError> {
-                let parts = tiles
-                    .iter()
-                    .map(|tile| whole.crop(tile.region.map(|v| v / scale_in)))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if parts.len() == 1 {
-                    Ok(parts.into_iter().next().expect("one part"))
-                } else {
-                    Tensor::f_cat(&parts, 0)
-                }
-            };
-            let regions = Segment { input: stack(&input)?, skip: skip.as_ref().map(stack).transpose()? };
-            let out = generator.segment(k, &regions, &mut hook)?;
-            let [rx0, _, rx1, _] = tiles[0].region;
-            let scale_out = (rx1 - rx0) / out.input.size4()?.3;
-            if next.is_none() {
-                // The image the last segment makes is the result: it stays in memory.
-                let whole = |part: &Tensor| -> Result<Activation, TchError> {
-                    let shape = [part.size4()?.1, height / scale_out, width / scale_out];
-                    Activation::zeros(on_disk && k + 1 < segments, shape, part.kind(), part.device())
-                };
-                next = Some((whole(&out.input)?, out.skip.as_ref().map(whole).transpose()?));
-            }
-            let (target, target_skip) = next.as_mut().expect("made above");
-            // Each tile's core of the result, at the output's resolution, into the whole frame.
-            for (i, tile) in tiles.iter().enumerate() {
-                let ([x0, y0, x1, y1], [rx0, ry0, _, _]) = (tile.core, tile.region);
-                let (cx, cy, cw, ch) = (x0 / scale_out, y0 / scale_out, (x1 - x0) / scale_out, (y1 - y0) / scale_out);
-                let core_of = |part: &Tensor| -> Result<Tensor, TchError> {
-                    part.f_narrow(0, i as i64, 1)?.f_narrow(2, cy - ry0 / scale_out, ch)?.f_narrow(
-                        3,
-                        cx - rx0 / scale_out,
-                        cw,
-                    )
-                };
-                target.place(cx, cy, &core_of(&out.input)?)?;
-                if let (Some(whole), Some(part)) = (target_skip.as_mut(), &out.skip) {
-                    whole.place(cx, cy, &core_of(part)?)?;
-                }
-            }
-        }
-        (input, skip) = next.expect("a frame has at least one tile");
-    }
-    generator.finish(&input.into_tensor()?, frame)
-}
 
 /// Runs a generator over frames tile by tile.
 pub struct TiledRunner {
@@ -563,6 +390,7 @@ impl TiledRunner {
 
 #[cfg(test)]
 mod tests {
+    use super::exact::exact_tiles;
     use super::*;
     use crate::model::{GeneratorConfig, Upsampling};
 
