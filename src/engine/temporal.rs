@@ -31,6 +31,9 @@ pub struct StatisticsSmoother {
     history: Vec<VecDeque<(Tensor, Tensor)>>,
     /// The previous frame's own first-layer statistics, to find cuts.
     previous_first: Option<(Tensor, Tensor)>,
+    /// The average's weights for each history length (index n − 1), made once on the
+    /// statistics' device: the same for every layer and frame.
+    weights: Vec<Option<Tensor>>,
     /// Per frame of the batch being run: whether it starts a shot (decided at layer 0).
     starts_shot: Vec<bool>,
     /// Frames that started a shot, for the log.
@@ -54,6 +57,7 @@ impl StatisticsSmoother {
             window: Self::window_for(past_weight),
             history: Vec::new(),
             previous_first: None,
+            weights: Vec::new(),
             starts_shot: Vec::new(),
             cuts: 0,
         }
@@ -111,7 +115,15 @@ impl StatisticsSmoother {
                 history.pop_front();
             }
             history.push_back((m, v));
-            let (used_mean, used_var) = windowed_average(history, self.past_weight)?;
+            let n = history.len();
+            if self.weights.len() < n {
+                self.weights.resize_with(n, || None);
+            }
+            let weights = match &mut self.weights[n - 1] {
+                Some(w) => w,
+                slot => slot.insert(average_weights(n, self.past_weight, history[0].0.device())?),
+            };
+            let (used_mean, used_var) = windowed_average(history, weights)?;
             means.push(used_mean);
             vars.push(used_var);
         }
@@ -119,15 +131,9 @@ impl StatisticsSmoother {
     }
 }
 
-/// The exponential moving average of `history` (oldest first) started afresh at its oldest
-/// entry: the oldest weighs w^(n−1), the k-th newest (1 − w)·w^k. One weighted sum, the same
-/// arithmetic wherever the window comes from.
-fn windowed_average(history: &VecDeque<(Tensor, Tensor)>, w: f64) -> Result<(Tensor, Tensor), TchError> {
-    let n = history.len();
-    if n == 1 {
-        let (m, v) = &history[0];
-        return Ok((m.shallow_clone(), v.shallow_clone()));
-    }
+/// The weights of an exponential moving average of past weight `w` started afresh `n` frames
+/// back, oldest first: the oldest weighs w^(n−1), the k-th newest (1 − w)·w^k; 1×n f32.
+fn average_weights(n: usize, w: f64, device: tch::Device) -> Result<Tensor, TchError> {
     let weights: Vec<f32> = (0..n)
         .map(|i| {
             let age = (n - 1 - i) as i32;
@@ -138,8 +144,16 @@ fn windowed_average(history: &VecDeque<(Tensor, Tensor)>, w: f64) -> Result<(Ten
             }
         })
         .collect();
-    let first = &history[0].0;
-    let weights = Tensor::from_slice(&weights).f_to_device(first.device())?.f_view([1, n as i64])?;
+    Tensor::from_slice(&weights).f_to_device(device)?.f_view([1, n as i64])
+}
+
+/// The moving average of `history` (oldest first) with `weights` (from [`average_weights`]):
+/// one weighted sum, the same arithmetic wherever the window comes from.
+fn windowed_average(history: &VecDeque<(Tensor, Tensor)>, weights: &Tensor) -> Result<(Tensor, Tensor), TchError> {
+    if history.len() == 1 {
+        let (m, v) = &history[0];
+        return Ok((m.shallow_clone(), v.shallow_clone()));
+    }
     let stack = |pick: fn(&(Tensor, Tensor)) -> &Tensor| -> Result<Tensor, TchError> {
         let rows: Vec<&Tensor> = history.iter().map(pick).collect();
         weights.f_matmul(&Tensor::f_cat(&rows, 0)?)

@@ -110,9 +110,13 @@ pub struct PartSource<'a> {
 
 impl<'a> PartSource<'a> {
     /// The part `plan` of `video` (opened without forwarding: parts carry no audio).
-    pub fn new(mut video: VideoSource, table: &'a FrameTable, plan: PartPlan) -> Result<Self, PartsError> {
+    pub fn new(
+        mut video: VideoSource,
+        table: &'a FrameTable,
+        plan: PartPlan,
+    ) -> Result<Self, super::video::VideoError> {
         if let Some((_, pts)) = plan.decode_from {
-            video.seek_to_keyframe(pts).map_err(|e| refused(Path::new(""), e.to_string()))?;
+            video.seek_to_keyframe(pts)?;
         }
         Ok(Self { video, table, plan, passed: 0 })
     }
