@@ -113,7 +113,9 @@ impl SlurmJob {
     fn header(&self, name: &str, log: &str, gpus: u32, cpus: u32) -> String {
         let mut s = String::from("#!/bin/bash\n");
         s += &format!("#SBATCH --job-name={name}\n");
-        s += &format!("#SBATCH --output={}\n", quote_path(&self.work_dir.join(log)));
+        // SLURM expands %-patterns in the log name (%a: the array index): a literal % is %%.
+        let folder = self.work_dir.to_string_lossy().replace('%', "%%");
+        s += &format!("#SBATCH --output={}\n", shell_quote(&format!("{folder}/{log}")));
         s += "#SBATCH --ntasks=1\n";
         s += &format!("#SBATCH --cpus-per-task={cpus}\n");
         if gpus > 0 {
@@ -242,6 +244,12 @@ mod tests {
             "exec /opt/japanim --quiet stylize '/data/my film.mp4' -o /scratch/w/part-\"$SLURM_ARRAY_TASK_ID\".mkv \
              --part auto/3 --codec ffv1 --model '/m/it'\\''s.safetensors'\n"
         ));
+    }
+
+    #[test]
+    fn a_percent_sign_in_the_work_folder_is_kept_literal_in_the_log_name() {
+        let job = SlurmJob { work_dir: "/scratch/100%".into(), ..job() };
+        assert!(job.part_script().contains("#SBATCH --output=/scratch/100%%/part-%a.log\n"));
     }
 
     #[test]

@@ -130,12 +130,18 @@ pub fn run(job: &StylizeJob) -> Result<Summary, Error> {
     if job.batch == Some(0) {
         return Err(invalid("--batch must be at least 1"));
     }
+    if job.part.is_some() && is_dash(&job.input) {
+        return Err(invalid("--part splits a video file; frames on stdin cannot be split"));
+    }
     if is_dash(&job.input) {
         return run_stdin(job);
     }
     let input = &job.input;
     let meta = std::fs::metadata(input).map_err(|e| invalid(format!("input {}: {e}", input.display())))?;
     if meta.is_dir() {
+        if job.part.is_some() {
+            return Err(invalid(format!("--part splits a video file; {} is a folder", input.display())));
+        }
         return run_folder(job);
     }
     if meta.len() == 0 {
@@ -152,8 +158,8 @@ pub fn run(job: &StylizeJob) -> Result<Summary, Error> {
 }
 
 /// A fingerprint of everything that shapes a part's pictures and stream: the model's bytes,
-/// the encoder, tiles, temporal smoothing, precision and device choice. `join` refuses parts
-/// whose fingerprints differ.
+/// the encoder, tiles, temporal smoothing, the device kind and precision as they resolve on
+/// this machine, and japanim's version. `join` refuses parts whose fingerprints differ.
 pub fn settings_fingerprint(job: &StylizeJob) -> Result<u64, Error> {
     let mut hash = crate::parts::Fnv::default();
     match &job.model {
@@ -162,12 +168,16 @@ pub fn settings_fingerprint(job: &StylizeJob) -> Result<u64, Error> {
         }
         ModelSource::BuiltIn => hash.write(crate::model::BUILT_IN_DEFAULT),
     }
+    // What the device and precision resolve to here (auto is bf16 on some CPUs, f32 on
+    // others), and the build: parts from different machines must have run the same arithmetic.
+    let (device, kind) = device::resolve(job.device, job.precision)?;
     let shape = serde_json::json!({
         "encoder": job.encoder,
         "tiles": job.tiles,
         "stabilize": job.stabilize,
-        "precision": job.precision,
-        "device": job.device,
+        "device": if device.is_cuda() { "cuda" } else { "cpu" },
+        "kind": format!("{kind:?}"),
+        "japanim": env!("CARGO_PKG_VERSION"),
     });
     hash.write(shape.to_string().as_bytes());
     Ok(hash.0)
@@ -312,11 +322,37 @@ fn run_folder(job: &StylizeJob) -> Result<Summary, Error> {
         destinations.push(destination);
     }
     // One bad image must not cost the others: each failure is named as it happens and
-    // counted, and the run fails at the end if any image failed.
-    let failures = crate::io::image::Failures::default();
+    // counted, and the run fails at the end if any image failed. An image the engine fails
+    // on (too large for the device's memory, say) stops the stream: it is counted and the
+    // stream starts again after it.
     let count = images.len();
-    let summary = run_images(job, images, destinations, Some(failures.clone()))?;
-    let failures = failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut todo: Vec<usize> = (0..count).collect();
+    let mut summary = None;
+    let mut failed_in_engine = Vec::new();
+    while !todo.is_empty() {
+        let failures = crate::io::image::Failures::default();
+        let inputs = todo.iter().map(|&i| images[i].clone()).collect();
+        let outputs = todo.iter().map(|&i| destinations[i].clone()).collect();
+        let result = run_images(job, inputs, outputs, Some(failures.clone()));
+        let progress = std::mem::take(&mut *failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        failed_in_engine.extend(progress.failures);
+        match result {
+            Ok(done) => {
+                summary = Some(done);
+                break;
+            }
+            Err(Error::Stage(e)) if e.downcast_ref::<crate::engine::EngineError>().is_some() => {
+                let Some(at) = (0..todo.len() as u64).find(|i| !progress.settled.contains(i)) else { break };
+                let image = &images[todo[at as usize]];
+                let failure = format!("{}: {e}", image.display());
+                tracing::error!("{failure}");
+                failed_in_engine.push(failure);
+                todo.drain(..=at as usize);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let failures = failed_in_engine;
     if let Some(first) = failures.first() {
         return Err(invalid(format!(
             "{} of {count} images in {} failed (the other {} were written to {}); the first: {first}",
@@ -326,6 +362,13 @@ fn run_folder(job: &StylizeJob) -> Result<Summary, Error> {
             job.output.display()
         )));
     }
+    let summary = summary.unwrap_or(Summary {
+        frames: 0,
+        elapsed: Duration::ZERO,
+        output: job.output.display().to_string(),
+        stream: None,
+        kept: false,
+    });
     Ok(summary)
 }
 
@@ -439,46 +482,61 @@ fn run_video(_job: &StylizeJob) -> Result<Summary, Error> {
     Err(no_video_feature())
 }
 
+/// Whether `path` is a finished part with `label`: its label and all its frames.
+#[cfg(feature = "video")]
+fn part_is_finished(path: &Path, label: &crate::parts::PartLabel) -> bool {
+    use crate::io::parts::{read_label, scan_frames};
+    path.exists()
+        && read_label(path).ok().flatten().as_ref() == Some(label)
+        && scan_frames(path).is_ok_and(|t| t.frames() == label.end - label.first)
+}
+
 /// One part of a video (`--part K/N`): its frames, each stylized as a run over the whole
 /// video stylizes it, encoded with the source's timestamps into a file labelled with the
 /// part, the video and the settings. A finished part with the same label is kept.
 #[cfg(feature = "video")]
 fn run_video_part(job: &StylizeJob, part: crate::parts::PartSpec) -> Result<Summary, Error> {
-    use crate::io::parts::{read_label, scan_frames, FromFrame, PartSource};
+    use crate::io::parts::{scan_frames, FromFrame, PartSource};
     use crate::io::video::{VideoSink, VideoSource};
     use crate::parts::PartLabel;
     if is_dash(&job.output) {
         return Err(invalid("--part writes a part file for `japanim join`: give -o PART.mkv (or .mp4), not -"));
     }
+    if let Some(t) = job.tiles.filter(|t| t.max_tile > 0 && t.norm == NormStrategy::Temporal) {
+        return Err(invalid(format!(
+            "--part with --tile-norm {}: that strategy carries statistics from frame to frame without end, so a \
+             part could not match a run over the whole video; use exact tiles",
+            t.norm
+        )));
+    }
     let start = Instant::now();
     let table = scan_frames(&job.input)?;
-    let warm_up = if job.stabilize > 0.0 {
-        crate::engine::temporal::StatisticsSmoother::new(job.stabilize).warm_up_frames() as u64
-    } else {
-        0
-    };
-    let plan = table.plan(part, warm_up)?;
+    let bounds = table.plan(part, 0)?;
     let label = PartLabel {
         part,
-        first: plan.first,
-        end: plan.end,
-        total: plan.total,
+        first: bounds.first,
+        end: bounds.end,
+        total: bounds.total,
         source: table.fingerprint(),
         settings: settings_fingerprint(job)?,
     };
-    if job.output.exists() && !job.overwrite && read_label(&job.output).ok().flatten().as_ref() == Some(&label) {
+    if !job.overwrite && part_is_finished(&job.output, &label) {
         tracing::info!(
             "{}: part {part} of this video with these settings is already finished: kept (--overwrite redoes it)",
             job.output.display()
         );
         return Ok(Summary {
-            frames: plan.frames(),
+            frames: bounds.frames(),
             elapsed: start.elapsed(),
             output: job.output.display().to_string(),
             stream: None,
             kept: true,
         });
     }
+    // How many frames a part must run before its own depends on the model's depth and the
+    // temporal smoothing, so the engine comes before the plan.
+    let mut engine = stream_engine(job)?;
+    let plan = table.plan(part, engine.warm_up_frames())?;
     let video = VideoSource::open(&job.input, false)?.strict(job.strict_decode);
     let mut format = video.format().clone();
     format.metadata.retain(|(key, _)| !key.eq_ignore_ascii_case("comment"));
@@ -499,7 +557,6 @@ fn run_video_part(job: &StylizeJob, part: crate::parts::PartSpec) -> Result<Summ
         plan.first - plan.warm_first
     );
     let source = PartSource::new(video, &table, plan)?;
-    let mut engine = stream_engine(job)?;
     let options = StreamOptions {
         batch: stream_batch(job, &engine, format.width, format.height),
         progress: job.progress,

@@ -135,7 +135,7 @@ pub fn run(command: ClusterCommand) -> Result<()> {
     let (array, join) = job.submit()?;
     say!("submitted: parts as array job {array} ({} tasks), join as job {join} (after all parts succeed)", job.parts)?;
     say!("watch: squeue -j {array},{join}    logs: {}/part-*.log, join.log", job.work_dir.display())?;
-    say!("after: sacct -j {array},{join} --format=JobID,State,Elapsed,ExitCode")?;
+    say!("states: scontrol show job {join} (or, with accounting, sacct -j {array},{join} --format=JobID,State,Elapsed,ExitCode)")?;
     say!("array {array}")?;
     say!("join {join}")?;
     Ok(())

@@ -143,7 +143,8 @@ fn earlier_keyframes(video: &Path, dir: &Path) -> Option<Vec<PathBuf>> {
             || Path::new(source).canonicalize().ok().is_some_and(|s| video.canonicalize().ok() == Some(s))
     };
     let rows: Vec<_> = rows.into_iter().filter(|r| same(&r.source)).collect();
-    if rows.is_empty() {
+    // A video that could not be read earlier, or that gave no frame, is read again.
+    if rows.iter().any(|r| r.status.starts_with("skipped")) || !rows.iter().any(|r| r.status == "kept") {
         return None;
     }
     let kept = rows.iter().filter(|r| r.status == "kept" && !r.file.is_empty());

@@ -150,6 +150,13 @@ impl Engine {
         self
     }
 
+    /// Frames a run must stylize before a frame to give it exactly the output of a run from
+    /// the start of the video: the temporal smoothing's reach through every layer (0 without
+    /// smoothing). Only whole frames and exact tiles carry nothing else between frames.
+    pub fn warm_up_frames(&self) -> u64 {
+        self.smoother.as_ref().map_or(0, |s| s.warm_up_frames(self.model.generator().norm_layers()) as u64)
+    }
+
     /// Shots seen so far by the temporal smoothing (None without it).
     pub fn shots(&self) -> Option<u64> {
         self.smoother.as_ref().map(temporal::StatisticsSmoother::shots)

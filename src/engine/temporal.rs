@@ -7,9 +7,10 @@
 //!
 //! The average is taken over a finite window ([`StatisticsSmoother::window`] frames, where the
 //! older past would weigh under 1 %), recomputed from the window's own statistics each frame,
-//! and a cut is decided from two neighbouring frames alone. So a frame's statistics depend on
-//! that window and nothing before it: a part of a video that starts `window` frames early
-//! (`stylize --part`) normalises its frames bit for bit as a run over the whole video does.
+//! and a cut is decided from two neighbouring frames alone. So a layer's statistics depend on
+//! its window and, through the layers before it, on theirs: a part of a video that starts
+//! `layers × (window − 1)` frames early ([`StatisticsSmoother::warm_up_frames`]) normalises
+//! its frames bit for bit as a run over the whole video does.
 //!
 //! The statistics are those of the whole frame in both the whole-frame and the exact tiled
 //! path, and frames of one batch are folded in order, so tiles and `--batch` change nothing.
@@ -73,11 +74,13 @@ impl StatisticsSmoother {
     }
 
     /// Frames a run must see before a frame to normalise it exactly as a run from the start
-    /// of the video does: the rest of its window. (A run's first frame starts a shot, which
-    /// is where the window would begin anyway; a cut inside the window is found from the two
-    /// frames around it, both seen.)
-    pub fn warm_up_frames(&self) -> usize {
-        self.window - 1
+    /// of the video does, for a network of `layers` InstanceNorm layers: each layer's window
+    /// (`window − 1` frames back), once per layer, since a layer's own statistics depend on
+    /// how the layers before it were normalised over their windows. (A run's first frame
+    /// starts a shot, which is where a window would begin anyway; a cut inside the window is
+    /// found from the two frames around it, both seen.)
+    pub fn warm_up_frames(&self, layers: usize) -> usize {
+        layers * (self.window - 1)
     }
 
     /// Frames that started a new shot so far (the first frame counts).
@@ -260,7 +263,7 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
-        let warm_up = StatisticsSmoother::new(w).warm_up_frames();
+        let warm_up = StatisticsSmoother::new(w).warm_up_frames(1);
         let whole = run(0);
         let late = run(25 - warm_up);
         assert_eq!(whole[25..], late[warm_up..]);

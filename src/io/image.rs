@@ -122,13 +122,31 @@ pub fn list_images(folder: &Path) -> Result<Vec<PathBuf>, ImageError> {
     Ok(paths)
 }
 
-/// What went wrong with single images of a folder, shared by its source and sink: each
-/// failure is logged as it happens and the run fails at the end with their count.
-pub type Failures = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+/// How the images of a folder fared, shared by its source and sink: each failure is logged
+/// as it happens (the run fails at the end with their count), and each image whose fate is
+/// settled (written, or failed to read or write) is marked, so that a run stopped by the
+/// engine knows which image it was on.
+#[derive(Debug, Default)]
+pub struct FolderProgress {
+    /// What went wrong, one line per failed image.
+    pub failures: Vec<String>,
+    /// Indices of the images written or failed.
+    pub settled: std::collections::BTreeSet<u64>,
+}
 
-fn record(failures: &Failures, error: &StageError) {
+/// [`FolderProgress`] shared between threads.
+pub type Failures = std::sync::Arc<std::sync::Mutex<FolderProgress>>;
+
+fn lock(failures: &Failures) -> std::sync::MutexGuard<'_, FolderProgress> {
+    failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Logs and counts the failure of image `index`.
+pub fn record(failures: &Failures, index: u64, error: &dyn std::fmt::Display) {
     tracing::error!("{error}");
-    failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(error.to_string());
+    let mut progress = lock(failures);
+    progress.failures.push(error.to_string());
+    progress.settled.insert(index);
 }
 
 /// Image files as a stream of frames: file `i` is frame `i`, whatever its size (frames of
@@ -155,7 +173,7 @@ impl crate::frame::FrameSource for ImageSource {
             match read_image(path) {
                 Ok(frame) => return Ok(Some(crate::frame::Item::Frame(Frame { index, ..frame }))),
                 Err(e) => match &self.failures {
-                    Some(failures) => record(failures, &e.into()),
+                    Some(failures) => record(failures, index, &e),
                     None => return Err(e.into()),
                 },
             }
@@ -194,10 +212,14 @@ impl crate::frame::FrameSink for ImageSink {
     fn write_frame(&mut self, frame: &Frame) -> Result<(), StageError> {
         match (self.write(frame), &self.failures) {
             (Err(e), Some(failures)) => {
-                record(failures, &e);
+                record(failures, frame.index, &e);
                 Ok(())
             }
-            (result, _) => result,
+            (Ok(()), Some(failures)) => {
+                lock(failures).settled.insert(frame.index);
+                Ok(())
+            }
+            (result, None) => result,
         }
     }
 

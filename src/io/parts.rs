@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg::{format, media, Packet, Rational};
+use ffmpeg::{format, media, Packet, Rational, Rescale};
 use ffmpeg_next as ffmpeg;
 
 use super::video::{add_copied_stream, container_takes, display_matrix_of, set_display_matrix, VideoSource};
@@ -254,6 +254,16 @@ pub fn check_parts(parts: &[PathBuf], source: &Path) -> Result<CheckedParts, Par
                 ),
             ));
         }
+        let planned = table.plan(label.part, 0).map_err(|e| refused(path, e.to_string()))?;
+        if (label.first, label.end) != (planned.first, planned.end) {
+            return Err(refused(
+                path,
+                format!(
+                    "part {} says it holds frames {}..{}, but part {} of this video is frames {}..{}",
+                    label.part, label.first, label.end, label.part, planned.first, planned.end
+                ),
+            ));
+        }
         if label.settings != first.label.settings {
             return Err(refused(
                 path,
@@ -370,7 +380,7 @@ pub fn join(checked: &CheckedParts, source: &Path, write_to: &Path, shown: &Path
     for part in parts {
         let mut input = format::input(&part.path).map_err(|e| err(&part.path, "opening the part", e))?;
         let stream = input.streams().best(media::Type::Video).ok_or_else(|| refused(&part.path, "no video stream"))?;
-        let index = stream.index();
+        let (index, part_tb) = (stream.index(), stream.time_base());
         if !same_video(&stream.parameters(), &video_parameters) {
             return Err(refused(
                 &part.path,
@@ -386,6 +396,15 @@ pub fn join(checked: &CheckedParts, source: &Path, write_to: &Path, shown: &Path
                 continue;
             }
             let (&pts, &dts) = times.next().ok_or_else(|| refused(&part.path, "changed while it was joined"))?;
+            // The frame lasts until the next one of the source (the last as long as the one
+            // before it): the part's own duration may be rounded to its container's clock.
+            let table = &checked.table.pts;
+            let duration = table.binary_search(&pts).ok().and_then(|i| match (table.get(i + 1), i.checked_sub(1)) {
+                (Some(next), _) => Some(next - pts),
+                (None, Some(before)) => Some(pts - table[before]),
+                (None, None) => None,
+            });
+            packet.set_duration(duration.unwrap_or_else(|| packet.duration().rescale(part_tb, source_tb)));
             packet.set_pts(Some(pts));
             packet.set_dts(Some(dts));
             packet.rescale_ts(source_tb, out_time_bases[0]);
@@ -434,17 +453,23 @@ fn compare_ts(a: i64, a_tb: Rational, b: i64, b_tb: Rational) -> std::cmp::Order
     unsafe { ffmpeg::ffi::av_compare_ts(a, a_tb.into(), b, b_tb.into()) }.cmp(&0)
 }
 
-/// Whether two video streams can be concatenated packet for packet.
+/// Whether two video streams can be concatenated packet for packet: the same codec, size,
+/// pixel format and codec set-up (extradata: x264's SPS and PPS live there, not in the packets).
 fn same_video(a: &ffmpeg::codec::Parameters, b: &ffmpeg::codec::Parameters) -> bool {
-    // SAFETY: both point to live AVCodecParameters.
+    // SAFETY: both point to live AVCodecParameters whose extradata holds extradata_size bytes.
     unsafe {
         let (a, b) = (&*a.as_ptr(), &*b.as_ptr());
-        a.codec_id == b.codec_id && a.width == b.width && a.height == b.height && a.format == b.format
-    }
-}
-
-impl From<PartsError> for StageError {
-    fn from(error: PartsError) -> Self {
-        StageError::new(error)
+        let extradata = |p: &ffmpeg::ffi::AVCodecParameters| {
+            if p.extradata.is_null() || p.extradata_size <= 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(p.extradata, p.extradata_size as usize)
+            }
+        };
+        a.codec_id == b.codec_id
+            && a.width == b.width
+            && a.height == b.height
+            && a.format == b.format
+            && extradata(a) == extradata(b)
     }
 }
