@@ -332,3 +332,33 @@ fn part_numbers_come_from_the_flag_or_the_schedulers_array_index() {
     assert_eq!(label(&slurm), label(&k8s));
     assert!(label(&slurm).starts_with("japanim-part/1 part=2/3 frames=100..150 of=150 "), "{}", label(&slurm));
 }
+
+#[test]
+fn cluster_slurm_writes_the_scripts_and_overwrite_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("film.mp4");
+    std::fs::write(&input, b"not read by a dry run").unwrap();
+    let work = dir.path().join("out.mp4.parts");
+    std::fs::create_dir(&work).unwrap();
+    for name in ["part-0.mkv", "part-7.mkv", "notes.mkv"] {
+        std::fs::write(work.join(name), b"an earlier run").unwrap();
+    }
+    let submit = |extra: &[&str]| {
+        run(japanim()
+            .args(["cluster", "slurm"])
+            .arg(&input)
+            .arg("-o")
+            .arg(dir.path().join("out.mp4"))
+            .args(["--parts", "3", "--dry-run"])
+            .args(extra))
+    };
+    let out = submit(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--dependency=afterok:$array --kill-on-invalid-dep=yes"));
+    let script = std::fs::read_to_string(work.join("parts.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-2") && script.contains("--part auto/3"), "{script}");
+    assert!(work.join("part-0.mkv").exists(), "a re-submission keeps earlier parts");
+    let out = submit(&["--overwrite"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(listing(&work), ["join.sbatch", "notes.mkv", "parts.sbatch"], "--overwrite removes earlier parts only");
+}

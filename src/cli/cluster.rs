@@ -80,7 +80,8 @@ pub struct SlurmArgs {
     /// Write the scripts and print how to submit them, without submitting.
     #[arg(long)]
     pub dry_run: bool,
-    /// Let the join replace an existing output.
+    /// Start over: remove the parts an earlier run left in the work folder, and let the join
+    /// replace an existing output. Without it, a re-submission keeps finished parts that match.
     #[arg(long)]
     pub overwrite: bool,
     /// Further `stylize` flags for every part, after `--` (e.g. -- --model m.safetensors --crf 20).
@@ -125,6 +126,21 @@ pub fn run(command: ClusterCommand) -> Result<()> {
         stylize_args: args.stylize_args,
         overwrite: args.overwrite,
     };
+    if args.overwrite {
+        // Parts of an earlier run (perhaps with other settings) would make the tasks refuse to
+        // replace them; starting over means removing them.
+        for entry in std::fs::read_dir(&job.work_dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_part = name
+                .strip_prefix("part-")
+                .and_then(|n| n.strip_suffix(".mkv"))
+                .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
+            if is_part {
+                std::fs::remove_file(entry.path())
+                    .with_context(|| format!("removing the earlier part {}", entry.path().display()))?;
+            }
+        }
+    }
     if args.dry_run {
         let (parts, join) = job.write_scripts()?;
         say!("wrote {} and {}; submit them with:", parts.display(), join.display())?;
