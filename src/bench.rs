@@ -4,7 +4,7 @@
 //! stream can be timed without FFmpeg, and the device's peak throughput, so achieved TFLOP/s
 //! can be read as a share of it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
@@ -193,8 +193,8 @@ fn templates(images: &[PathBuf], w: u32, h: u32) -> Result<Vec<Frame>, Error> {
     }
     images
         .iter()
-        .map(|p: &PathBuf| {
-            let img = crate::io::image::read_rgb(Path::new(p))?;
+        .map(|p| {
+            let img = crate::io::image::read_rgb(p)?;
             let img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
             Ok(Frame { width: w, height: h, data: img.into_raw(), pts: None, index: 0 })
         })

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_one_line_error, ffmpeg, ffprobe, japanim, listing, run, stderr, tiny_model};
+use common::{assert_one_line_error, ffmpeg, ffprobe, framemd5, japanim, listing, run, stderr, tiny_model};
 
 /// A 10 s clip at 15 frames/s (150 frames) with B-frames, a key frame every 30 frames (5: an
 /// odd number) and AAC audio.
@@ -87,18 +87,6 @@ fn join(parts: &[PathBuf], source: &Path, output: &Path) -> std::process::Output
     run(japanim().arg("join").args(parts).arg("-o").arg(output).arg("--source").arg(source))
 }
 
-/// Every decoded video frame: timestamp and MD5 of its pixels.
-fn frames(path: &Path) -> Vec<String> {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:v", "-f", "framemd5", "-"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect()
-}
-
 /// Every audio packet: timestamps, size and MD5 of its bytes.
 fn audio_packets(path: &Path) -> String {
     ffprobe(&[
@@ -122,7 +110,7 @@ fn a_video_cut_into_3_and_7_parts_joins_to_exactly_the_frames_of_one_run() {
     let whole = dir.path().join("whole.mkv");
     let out = stylize(&input, &whole, &model, None);
     assert!(out.status.success(), "{}", stderr(&out));
-    let expected = frames(&whole);
+    let expected = framemd5(&whole);
     assert_eq!(expected.len(), 150);
 
     // Part 2 of 3 (frames 100..150) warms up from frame 58, so it decodes from key frame 30.
@@ -148,7 +136,7 @@ fn a_video_cut_into_3_and_7_parts_joins_to_exactly_the_frames_of_one_run() {
         assert!(out.status.success(), "join {n}: {}", stderr(&out));
         // The same pixels at the same timestamps, frame for frame, though each part started
         // its temporal smoothing elsewhere (its warm-up covers it).
-        assert_eq!(frames(&joined), expected, "{n} parts");
+        assert_eq!(framemd5(&joined), expected, "{n} parts");
         assert_eq!(audio_packets(&joined), audio_packets(&whole), "{n} parts: audio copied bit for bit, once");
     }
     // The audio is the source's, untouched: the same bytes in every packet.
@@ -290,7 +278,7 @@ fn a_part_killed_midway_is_redone_and_a_join_refuses_a_missing_duplicate_or_fore
     assert!(out.status.success(), "{}", stderr(&out));
     let whole = dir.path().join("whole.mkv");
     assert!(stylize(&input, &whole, &model, None).status.success());
-    assert_eq!(frames(&joined), frames(&whole));
+    assert_eq!(framemd5(&joined), framemd5(&whole));
 }
 
 #[test]

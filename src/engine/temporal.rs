@@ -252,7 +252,8 @@ mod tests {
         // A slow drift (no cut): a run from frame 0 and one that starts `warm_up_frames`
         // before frame 25 give frame 25 onwards bit for bit the same statistics.
         let frames: Vec<[f32; 2]> = (0..40).map(|i| [0.01 * i as f32, (0.013 * i as f32).sin()]).collect();
-        let run = |from: usize| {
+        // The (mean, variance) used for each frame of a run over `frames` from `from` on.
+        let run = |frames: &[[f32; 2]], from: usize| {
             let mut s = StatisticsSmoother::new(w);
             frames[from..]
                 .iter()
@@ -264,27 +265,16 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let warm_up = StatisticsSmoother::new(w).warm_up_frames(1);
-        let whole = run(0);
-        let late = run(25 - warm_up);
+        let whole = run(&frames, 0);
+        let late = run(&frames, 25 - warm_up);
         assert_eq!(whole[25..], late[warm_up..]);
         // Starting one frame later is not exact.
-        let too_late = run(26 - warm_up);
+        let too_late = run(&frames, 26 - warm_up);
         assert_ne!(whole[25], too_late[warm_up - 1]);
         // A cut inside the window: a frame far from the others restarts both runs alike.
         let mut jumpy = frames.clone();
         jumpy[20] = [9.0, 9.0];
-        let frames = jumpy;
-        let run = |from: usize| {
-            let mut s = StatisticsSmoother::new(w);
-            frames[from..]
-                .iter()
-                .map(|f| {
-                    let (m, v) = stats(f);
-                    s.smooth(0, &m, &v).unwrap().0.double_value(&[0, 0])
-                })
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(run(0)[25..], run(25 - warm_up)[warm_up..]);
+        assert_eq!(run(&jumpy, 0)[25..], run(&jumpy, 25 - warm_up)[warm_up..]);
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl FrameSource for PartSource<'_> {
     fn next_item(&mut self, pool: &mut FramePool) -> Result<Option<Item>, StageError> {
         let wanted = self.plan.end - self.plan.warm_first;
         while self.passed < wanted {
-            let Some(event) = self.video.next_event_unconverted()? else { break };
+            let Some(event) = self.video.next_event()? else { break };
             let Ok(decoded) = event else { continue };
             // Pictures the table does not know (dropped by an edit list) are not frames.
             let Some(index) = decoded.pts.and_then(|pts| self.table.index_of(pts)) else { continue };

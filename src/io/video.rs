@@ -434,12 +434,6 @@ impl VideoSource {
         Ok(())
     }
 
-    /// The next decoded picture or forwarded packet, as [`FrameSource::next_item`] gives it
-    /// but unconverted (a part skips the pictures before its frames without converting them).
-    pub fn next_event_unconverted(&mut self) -> Result<Option<Result<Decoded, Passthrough>>, VideoError> {
-        self.next_event()
-    }
-
     /// Converts a decoded picture into a frame from `pool`.
     pub fn convert(&mut self, decoded: &Decoded, pool: &mut FramePool) -> Result<Frame, VideoError> {
         self.converter.convert(decoded, pool)
@@ -464,7 +458,8 @@ impl VideoSource {
     }
 
     /// The next decoded picture, or a forwarded packet of another stream; `None` at the end.
-    fn next_event(&mut self) -> Result<Option<Result<Decoded, Passthrough>>, VideoError> {
+    /// Unconverted, so a part can skip the pictures before its frames without converting them.
+    pub(crate) fn next_event(&mut self) -> Result<Option<Result<Decoded, Passthrough>>, VideoError> {
         loop {
             if let Some(packet) = self.pending.pop_front() {
                 return Ok(Some(Err(packet)));
