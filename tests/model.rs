@@ -303,6 +303,7 @@ fn outlines_only_darken_and_fall_on_the_dark_side_of_edges() {
         upsampling: Upsampling::Resize,
         input_skip: true,
         outlines: true,
+        outline_ink: 45,
     };
     let path = dir.path().join("lines.safetensors");
     StyleModel::init(config, 3, "test").save(StoredPrecision::F32, &path).unwrap();
@@ -330,4 +331,21 @@ fn outlines_only_darken_and_fall_on_the_dark_side_of_edges() {
     }
     assert!(column(&lined, 23) < column(&plain, 23) - 20.0, "a line just left of the edge");
     assert!(column(&lined, 25) > column(&plain, 25) - 2.0, "none on its light side");
+
+    // The ink is capped at the file's outline_ink: the same weights at 70 % (what a file
+    // without the key means) draw the line darker, and no pixel keeps less than 30 % of it.
+    let heavy_path = dir.path().join("heavy.safetensors");
+    std::fs::write(&heavy_path, with_header(&bytes, |h| h.replace("\"japanim.outline_ink\"", "\"japanim.note\"")))
+        .unwrap();
+    let heavy_model = load(&heavy_path).unwrap();
+    assert_eq!(heavy_model.info().config.outline_ink, 70, "a file without the key is 70");
+    let heavy = stylize(heavy_model, &input);
+    assert!(column(&heavy, 23) < column(&lined, 23) - 5.0, "more ink at 70 % than at 45 %");
+    // In [0, 1]: lined = plain · (1 − ink), so (lined + 1) / (plain + 1) ≥ 1 − cap, in 8-bit steps.
+    for (cap, image) in [(0.45, &lined), (0.7, &heavy)] {
+        let kept =
+            image.iter().zip(&plain).map(|(&a, &b)| (f64::from(a) + 1.0) / (f64::from(b) + 1.0)).fold(1.0, f64::min);
+        assert!(kept >= 1.0 - cap - 0.02, "ink cap {cap}: kept {kept}");
+        assert!(kept < 1.0 - cap + 0.1, "ink cap {cap} is reached: kept {kept}");
+    }
 }

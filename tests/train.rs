@@ -323,7 +323,8 @@ fn bad_datasets_and_missing_vgg_are_named_leaving_no_run() {
 #[test]
 fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
     // With the discriminator, and as the shipped recipe trains: an input skip, and no
-    // adversarial weight (the discriminator is then skipped and its losses logged as 0).
+    // adversarial weight (the discriminator is then skipped and its losses logged as 0);
+    // with the flatness term and lighter outlines, as the fine-tuning experiments trained.
     for (input_skip, adversarial_weight) in [(false, 0.5), (true, 0.0)] {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -333,6 +334,9 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
             input_skip,
             abstraction_weight: 2.0,
             temporal_weight: 1.0,
+            flat_weight: 5.0,
+            outlines: input_skip,
+            outline_ink: 45,
             style_target: train::config::StyleTarget::Mean,
             adversarial_weight,
             ..tiny_config(&vgg_file(dir.path()))
@@ -356,7 +360,9 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
             if row.contains(",adversarial,") {
                 adversarial_rows += 1;
                 assert_eq!(value("d_loss") == 0.0, adversarial_weight == 0.0, "{row}");
-                assert!(value("style") > 0.0, "{row}");
+                assert!(value("style") > 0.0 && value("flat") > 0.0, "{row}");
+            } else {
+                assert_eq!(value("flat"), 0.0, "the flatness term belongs to the second phase: {row}");
             }
         }
         assert!(adversarial_rows > 0, "{metrics}");
@@ -366,6 +372,7 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
         let loaded = japanim::model::StyleModel::load(&model, Device::Cpu, Kind::Float).unwrap();
         assert_eq!(loaded.info().config.upsampling, japanim::model::Upsampling::Resize);
         assert_eq!(loaded.info().config.input_skip, input_skip);
+        assert_eq!((loaded.info().config.outlines, loaded.info().config.outline_ink), (input_skip, 45));
     }
 }
 
@@ -391,4 +398,54 @@ fn the_shipped_training_configurations_parse_and_validate() {
     // It is what the shipped model says it is.
     let shipped = japanim::model::weights::read_info(&root.join("default.safetensors")).unwrap();
     assert_eq!(shipped.config, recipe.generator());
+}
+
+#[test]
+fn a_run_can_start_from_a_model_of_its_layout_and_refuses_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data);
+    let vgg = vgg_file(dir.path());
+    let pretrain_only = TrainConfig { epochs: 0, ..tiny_config(&vgg) };
+    train::train(&options(&data, &dir.path().join("a"), Some(pretrain_only.clone()), false, None)).unwrap();
+    let start = dir.path().join("a.safetensors");
+    train::export(&dir.path().join("a"), &start, japanim::model::StoredPrecision::F32, false).unwrap();
+
+    // One step at a vanishing learning rate from `start` keeps its weights; the same step from
+    // a fresh initialisation (another seed) does not.
+    let still = TrainConfig { lr_g: 1e-12, init: Some(start.clone()), seed: 5, ..pretrain_only.clone() };
+    let fresh = TrainConfig { init: None, ..still.clone() };
+    for (name, config) in [("b", still), ("c", fresh)] {
+        train::train(&options(&data, &dir.path().join(name), Some(config), false, Some(1))).unwrap();
+        train::export(
+            &dir.path().join(name),
+            &dir.path().join(format!("{name}.safetensors")),
+            japanim::model::StoredPrecision::F32,
+            false,
+        )
+        .unwrap();
+    }
+    let max_difference = |other: &str| -> f32 {
+        let (a, b) = (tensors(&start), tensors(&dir.path().join(other)));
+        assert_eq!(a.len(), b.len());
+        let floats =
+            |bytes: &[u8]| bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
+        a.iter()
+            .zip(&b)
+            .flat_map(|(x, y)| {
+                assert_eq!(x.0, y.0);
+                floats(&x.2).into_iter().zip(floats(&y.2)).map(|(p, q)| (p - q).abs()).collect::<Vec<_>>()
+            })
+            .fold(0.0, f32::max)
+    };
+    assert!(max_difference("b.safetensors") < 1e-6, "{}", max_difference("b.safetensors"));
+    assert!(max_difference("c.safetensors") > 1e-2, "{}", max_difference("c.safetensors"));
+
+    let wider = TrainConfig { base_channels: 8, init: Some(start.clone()), ..pretrain_only };
+    let err = train::train(&options(&data, &dir.path().join("d"), Some(wider), false, None)).err().unwrap().to_string();
+    assert!(
+        err.contains("a.safetensors is a generator with") && err.contains("but the configuration asks for"),
+        "{err}"
+    );
+    assert!(!dir.path().join("d").exists());
 }

@@ -111,6 +111,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 upsampling: args.upsampling,
                 input_skip: args.input_skip,
                 outlines: args.outlines,
+                ..Default::default()
             };
             StyleModel::init(config, 0, "bench").save(StoredPrecision::F32, &temp)?;
             temp.clone()

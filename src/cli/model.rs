@@ -65,6 +65,10 @@ pub struct ModelInitArgs {
     /// step after the network).
     #[arg(long)]
     pub outlines: bool,
+    /// With --outlines: the most ink a line takes, in percent (1–100).
+    #[arg(long, default_value_t = japanim::model::generator::DEFAULT_OUTLINE_INK,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub outline_ink: u8,
     /// Random seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -102,6 +106,7 @@ fn init(args: ModelInitArgs) -> Result<()> {
         upsampling: args.upsampling,
         input_skip: args.input_skip,
         outlines: args.outlines,
+        outline_ink: args.outline_ink,
     };
     let description = format!("untrained: random initialisation, seed {}, by `japanim model init`", args.seed);
     let model = StyleModel::init(config, args.seed, &description);

@@ -498,6 +498,7 @@ mod tests {
                     upsampling: crate::model::Upsampling::Resize,
                     input_skip: true,
                     outlines: true,
+                    ..Default::default()
                 },
                 0,
                 "test",

@@ -104,7 +104,18 @@ pub struct GeneratorConfig {
     /// documentation); off in the original layout.
     #[serde(default)]
     pub outlines: bool,
+    /// With outlines: the most ink a line takes, in percent (at 70 an outline keeps 30 % of
+    /// the colour under it; files made before this setting are 70).
+    #[serde(default = "default_outline_ink")]
+    pub outline_ink: u8,
 }
+
+fn default_outline_ink() -> u8 {
+    DEFAULT_OUTLINE_INK
+}
+
+/// The outline ink of generators that do not say ([`super::surface::MAX_INK`] in percent).
+pub const DEFAULT_OUTLINE_INK: u8 = 70;
 
 impl Default for GeneratorConfig {
     fn default() -> Self {
@@ -114,6 +125,7 @@ impl Default for GeneratorConfig {
             upsampling: Upsampling::Transposed,
             input_skip: false,
             outlines: false,
+            outline_ink: DEFAULT_OUTLINE_INK,
         }
     }
 }
@@ -130,6 +142,9 @@ impl std::fmt::Display for GeneratorConfig {
         write!(f, ", {}", if self.input_skip { "input skip" } else { "no input skip" })?;
         if self.outlines {
             write!(f, ", outlines")?;
+            if self.outline_ink != DEFAULT_OUTLINE_INK {
+                write!(f, " (ink {} %)", self.outline_ink)?;
+            }
         }
         Ok(())
     }
@@ -431,7 +446,13 @@ impl Generator {
         match (self.config.outlines, &surface) {
             (true, Some(surface)) => {
                 let unit = surface.f_add_scalar(1.0)?.f_mul_scalar(0.5)?;
-                let ink = surface::ink(&unit, surface::LINE_SIGMA, surface::LINE_THRESHOLD, surface::LINE_GAIN)?;
+                let ink = surface::ink(
+                    &unit,
+                    surface::LINE_SIGMA,
+                    surface::LINE_THRESHOLD,
+                    surface::LINE_GAIN,
+                    f64::from(self.config.outline_ink) / 100.0,
+                )?;
                 let keep = ink.f_neg()?.f_add_scalar(1.0)?.f_to_kind(out.kind())?;
                 // (out + 1) / 2 · keep, back to [-1, 1].
                 out.f_add_scalar(1.0)?.f_mul(&keep)?.f_sub_scalar(1.0)

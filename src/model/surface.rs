@@ -22,7 +22,8 @@ pub const LINE_SIGMA: f64 = 1.2;
 pub const LINE_THRESHOLD: f64 = 0.006;
 /// Ink per unit of difference beyond the threshold.
 pub const LINE_GAIN: f64 = 80.0;
-/// The most ink a pixel takes: an outline keeps 30 % of the colour under it.
+/// The most ink a pixel takes unless a model says otherwise (`outline_ink`): an outline
+/// keeps 30 % of the colour under it.
 pub const MAX_INK: f64 = 0.7;
 
 /// Mean over a (2r+1)² box, over the pixels inside the image near its borders.
@@ -72,14 +73,14 @@ pub fn gaussian(x: &Tensor, sigma: f64) -> Result<Tensor, TchError> {
     x.f_conv2d(&horizontal, None::<&Tensor>, [1], [0], [1], 1)?.f_conv2d(&vertical, None::<&Tensor>, [1], [0], [1], 1)
 }
 
-/// The ink of outlines for an NCHW RGB batch in [0, 1] (f32): N×1×H×W in [0, [`MAX_INK`]],
+/// The ink of outlines for an NCHW RGB batch in [0, 1] (f32): N×1×H×W in [0, `max_ink`],
 /// `gain` times how far the difference of Gaussians of the luma (σ and 1.6 σ) falls below
 /// `-threshold`. That is the dark side of each edge, so lines sit just inside dark shapes.
 /// Multiply colours by `1 - ink` to draw them.
-pub fn ink(unit: &Tensor, sigma: f64, threshold: f64, gain: f64) -> Result<Tensor, TchError> {
+pub fn ink(unit: &Tensor, sigma: f64, threshold: f64, gain: f64, max_ink: f64) -> Result<Tensor, TchError> {
     let luma = unit.f_mean_dim(1, true, Kind::Float)?;
     let dog = gaussian(&luma, sigma)?.f_sub(&gaussian(&luma, 1.6 * sigma)?)?;
-    dog.f_neg()?.f_sub_scalar(threshold)?.f_mul_scalar(gain)?.f_clamp(0.0, MAX_INK)
+    dog.f_neg()?.f_sub_scalar(threshold)?.f_mul_scalar(gain)?.f_clamp(0.0, max_ink)
 }
 
 #[cfg(test)]

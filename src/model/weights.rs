@@ -5,7 +5,8 @@
 //! - `japanim.base_channels`, `japanim.residual_blocks`, `japanim.upsampling`: the
 //!   [`GeneratorConfig`] (`upsampling` is `transposed` or `resize`; files written before it
 //!   existed lack it and are `transposed`), `japanim.input_skip` and `japanim.outlines`
-//!   (`true` or `false`; absent is `false`)
+//!   (`true` or `false`; absent is `false`), `japanim.outline_ink` (the most ink an outline
+//!   takes, percent 1–100; absent is 70)
 //! - `japanim.input` / `japanim.output`: the value convention (RGB, NCHW, [-1, 1])
 //! - `japanim.trained`: `true` for a trained model, `false` for random initialisation
 //! - `japanim.description`: free text (how it was made)
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use tch::{nn::VarStore, Kind, Tensor};
 
-use super::generator::GeneratorConfig;
+use super::generator::{GeneratorConfig, DEFAULT_OUTLINE_INK};
 
 const FORMAT: &str = "cartoongan-generator";
 const FORMAT_VERSION: &str = "1";
@@ -126,6 +127,7 @@ impl ModelInfo {
             ("japanim.upsampling", self.config.upsampling.name().to_string()),
             ("japanim.input_skip", self.config.input_skip.to_string()),
             ("japanim.outlines", self.config.outlines.to_string()),
+            ("japanim.outline_ink", self.config.outline_ink.to_string()),
             ("japanim.input", INPUT_CONVENTION.to_string()),
             ("japanim.output", OUTPUT_CONVENTION.to_string()),
             ("japanim.trained", self.trained.to_string()),
@@ -173,6 +175,12 @@ impl ModelInfo {
             },
             input_skip: flag("japanim.input_skip")?,
             outlines: flag("japanim.outlines")?,
+            outline_ink: match meta.get("japanim.outline_ink") {
+                None => DEFAULT_OUTLINE_INK,
+                Some(text) => text.parse::<u8>().ok().filter(|v| (1..=100).contains(v)).ok_or_else(|| {
+                    bad(format!("japanim.outline_ink = {text:?} is not a whole number from 1 to 100"))
+                })?,
+            },
         };
         Ok(Self {
             config,

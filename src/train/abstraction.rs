@@ -77,7 +77,13 @@ pub fn abstraction(photo: &Tensor, config: &AbstractionConfig) -> Result<Tensor,
         x = x.f_add(&flattened.f_sub(&luma)?)?.f_clamp(0.0, 1.0)?;
     }
     if config.line_gain > 0.0 {
-        let ink = crate::model::surface::ink(&x, config.line_sigma, config.line_threshold, config.line_gain)?;
+        let ink = crate::model::surface::ink(
+            &x,
+            config.line_sigma,
+            config.line_threshold,
+            config.line_gain,
+            crate::model::surface::MAX_INK,
+        )?;
         x = x.f_mul(&ink.f_neg()?.f_add_scalar(1.0)?)?;
     }
     x.f_mul_scalar(2.0)?.f_sub_scalar(1.0)

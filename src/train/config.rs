@@ -39,6 +39,8 @@ pub struct TrainConfig {
     /// Generator outlines: dark lines drawn along the edges of the photo's surface after the
     /// network (a fixed step, see `model::generator`).
     pub outlines: bool,
+    /// The most ink an outline takes, in percent (1–100; 70 when unset).
+    pub outline_ink: u8,
     /// Discriminator width (32 in the original).
     pub disc_channels: i64,
     /// Side of the square training crops.
@@ -81,6 +83,13 @@ pub struct TrainConfig {
     pub abstraction_weight: f64,
     /// Parameters of that abstraction.
     pub abstraction: AbstractionConfig,
+    /// Weight of the flatness term ([`super::losses::flatness`], truncated total variation of
+    /// the output) in the adversarial phase (0 = off, the original): flat colour areas with
+    /// sharp borders, against the fine texture the Gram style loss brings.
+    pub flat_weight: f64,
+    /// Differences (values in [-1, 1]) from which the flatness term counts an edge as an edge
+    /// and stops pulling it down.
+    pub flat_threshold: f64,
     /// Weight of the temporal term (compound regularisation, see [`super::temporal`]):
     /// stylizing a photo moved by a small random motion must equal moving its stylization
     /// (0 = off, the original). Costs one more generator pass per step.
@@ -95,6 +104,10 @@ pub struct TrainConfig {
     pub sample_images: usize,
     /// VGG conv base (safetensors); default `models/vgg16.safetensors`.
     pub vgg: Option<PathBuf>,
+    /// Generator weights to start from instead of a random initialisation (fine-tuning, e.g.
+    /// the default model on one's own films); its layout must be the one configured here.
+    /// Read once when the run starts; a resumed run continues from its checkpoints.
+    pub init: Option<PathBuf>,
     /// Device: auto, cpu, cuda or cuda:N.
     pub device: String,
     /// Arithmetic of the forward and backward passes: auto (bf16 on a GPU, f32 on the CPU),
@@ -111,6 +124,7 @@ impl Default for TrainConfig {
             upsampling: Upsampling::Transposed,
             input_skip: false,
             outlines: false,
+            outline_ink: crate::model::generator::DEFAULT_OUTLINE_INK,
             disc_channels: 32,
             crop: 256,
             batch: 8,
@@ -130,12 +144,15 @@ impl Default for TrainConfig {
             pretrain_pixel_weight: 0.0,
             abstraction_weight: 0.0,
             abstraction: AbstractionConfig::default(),
+            flat_weight: 0.0,
+            flat_threshold: 0.1,
             temporal_weight: 0.0,
             temporal_noise: 0.03,
             checkpoint_every: 0,
             keep_checkpoints: 3,
             sample_images: 4,
             vgg: None,
+            init: None,
             device: "auto".into(),
             precision: PrecisionChoice::Auto,
         }
@@ -151,6 +168,7 @@ impl TrainConfig {
             upsampling: self.upsampling,
             input_skip: self.input_skip,
             outlines: self.outlines,
+            outline_ink: self.outline_ink,
         }
     }
 
@@ -197,11 +215,18 @@ impl TrainConfig {
             self.style_weight,
             self.pretrain_pixel_weight,
             self.abstraction_weight,
+            self.flat_weight,
             self.temporal_weight,
             self.temporal_noise,
         ];
         if weights.iter().any(|w| !(*w >= 0.0 && w.is_finite())) {
             return bad("loss weights and temporal_noise must be finite and not negative".into());
+        }
+        if !(1..=100).contains(&self.outline_ink) {
+            return bad(format!("outline_ink {} must be a percentage from 1 to 100", self.outline_ink));
+        }
+        if !(self.flat_threshold > 0.0 && self.flat_threshold.is_finite()) {
+            return bad(format!("flat_threshold {} must be above 0", self.flat_threshold));
         }
         let a = &self.abstraction;
         if !(1..=32).contains(&a.radius) || a.eps <= 0.0 || a.passes > 16 || a.levels > 256 || a.line_sigma <= 0.0 {

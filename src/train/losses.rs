@@ -30,9 +30,40 @@ pub fn gram_l1_to(generated: &Tensor, target: &Tensor) -> Result<Tensor, TchErro
     l1(&grams, &target.f_expand_as(&grams)?)
 }
 
+/// Truncated total variation: the mean over channels and neighbouring pixel pairs (right and
+/// below) of `min(|difference|, threshold)`, for images in [-1, 1]. Small differences (texture,
+/// noise, shading) are pulled to zero while edges stronger than `threshold` cost the same
+/// whatever their height, so nothing pushes them down: a differentiable stand-in for counting
+/// non-flat pixels (L0 gradient smoothing, Xu et al. 2011), the look of flat colour areas
+/// with sharp borders. Every channel counts, so texture cannot hide in colour at even luma.
+pub fn flatness(images: &Tensor, threshold: f64) -> Result<Tensor, TchError> {
+    let x = images.f_to_kind(Kind::Float)?;
+    let (_, _, h, w) = x.size4()?;
+    let capped = |d: Tensor| d.f_abs()?.f_clamp_max(threshold)?.f_mean(Kind::Float);
+    let across = capped(x.f_narrow(3, 1, w - 1)?.f_sub(&x.f_narrow(3, 0, w - 1)?)?)?;
+    let down = capped(x.f_narrow(2, 1, h - 1)?.f_sub(&x.f_narrow(2, 0, h - 1)?)?)?;
+    across.f_add(&down)?.f_mul_scalar(0.5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flatness_counts_small_steps_and_caps_edges() {
+        // One channel, 2×3: rows [0, 0.02, 1] and [0, 0.02, 1].
+        let x = Tensor::from_slice(&[0.0f32, 0.02, 1.0, 0.0, 0.02, 1.0]).reshape([1, 1, 2, 3]);
+        // Across: |0.02|, min(|0.98|, 0.1) twice each → mean 0.06; down: all 0.
+        let got = flatness(&x, 0.1).unwrap().double_value(&[]);
+        assert!((got - 0.03).abs() < 1e-7, "{got}");
+        assert_eq!(
+            flatness(&Tensor::zeros([1, 3, 4, 4], (Kind::Float, tch::Device::Cpu)), 0.1).unwrap().double_value(&[]),
+            0.0
+        );
+        // A taller edge costs no more than the threshold: nothing pulls it down.
+        let tall = Tensor::from_slice(&[0.0f32, 0.02, 2.0, 0.0, 0.02, 2.0]).reshape([1, 1, 2, 3]);
+        assert_eq!(flatness(&tall, 0.1).unwrap().double_value(&[]), got);
+    }
 
     #[test]
     fn bce_by_hand() {

@@ -36,6 +36,8 @@ pub struct StepMetrics {
     pub abstraction: f64,
     /// Temporal (compound regularisation) L1 (unweighted; 0 when off).
     pub temporal: f64,
+    /// Flatness term, truncated total variation of the output (unweighted; 0 when off).
+    pub flat: f64,
     /// G's total loss.
     pub g_total: f64,
     /// Seconds this step took.
@@ -43,7 +45,7 @@ pub struct StepMetrics {
 }
 
 const STEP_HEADER: &str =
-    "step,epoch,phase,d_loss,d_real,d_fake,d_smooth,g_adv,content,style,abstraction,temporal,g_total,seconds";
+    "step,epoch,phase,d_loss,d_real,d_fake,d_smooth,g_adv,content,style,abstraction,temporal,flat,g_total,seconds";
 const VAL_HEADER: &str = "epoch,step,content,style,g_adv";
 
 /// An append-only CSV file, cut back to a step when a run resumes.
@@ -107,7 +109,9 @@ impl StepMetrics {
                 ("train/g_total", self.g_total),
             ]
         };
-        for (tag, value) in [("train/abstraction", self.abstraction), ("train/temporal", self.temporal)] {
+        for (tag, value) in
+            [("train/abstraction", self.abstraction), ("train/temporal", self.temporal), ("train/flat", self.flat)]
+        {
             if value != 0.0 {
                 scalars.push((tag, value));
             }
@@ -128,6 +132,7 @@ impl StepMetrics {
             self.style,
             self.abstraction,
             self.temporal,
+            self.flat,
             self.g_total,
         ] {
             let _ = write!(s, ",{v:.6}");
@@ -160,8 +165,11 @@ fn read_columns(path: &Path, step_column: usize, names: &[&str]) -> Vec<(String,
 /// Draws every loss curve of a run (log scale) into `losses.png`.
 pub fn plot(run: &Path) -> Result<PathBuf, TrainError> {
     crate::plot::register_font();
-    let mut series =
-        read_columns(&run.join("metrics.csv"), 0, &["d_loss", "g_adv", "content", "style", "abstraction", "temporal"]);
+    let mut series = read_columns(
+        &run.join("metrics.csv"),
+        0,
+        &["d_loss", "g_adv", "content", "style", "abstraction", "temporal", "flat"],
+    );
     for (name, points) in read_columns(&run.join("validation.csv"), 1, &["content", "style"]) {
         series.push((format!("val {name}"), points));
     }

@@ -11,7 +11,7 @@ use super::adam::Adam;
 use super::checkpoint;
 use super::config::{StyleTarget, TrainConfig};
 use super::data::{self, Dataset, Split};
-use super::losses::{bce_logits, gram_l1, gram_l1_to, l1};
+use super::losses::{bce_logits, flatness, gram_l1, gram_l1_to, l1};
 use super::metrics::{self, StepMetrics};
 use super::temporal::{temporal_loss, Motion};
 use super::TrainError;
@@ -151,6 +151,15 @@ impl Nets {
         checkpoint::save(&run.join("checkpoints"), step, self.state(), metadata, keep)
     }
 
+    /// Copies the generator weights a new run starts from (the `init` key, checked by
+    /// [`read_init`]) into its generator.
+    fn start_from(&mut self, path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+        let info = crate::model::weights::load_bytes(&mut self.g_vs, bytes, path)
+            .map_err(|e| TrainError::Run(format!("init: {e}")))?;
+        tracing::info!("generator starts from {} ({})", path.display(), info.description);
+        Ok(())
+    }
+
     fn restore(&mut self, path: &Path) -> Result<u64, TrainError> {
         let targets: HashMap<String, Tensor> = self.state().into_iter().collect();
         let meta = checkpoint::load(path, &targets)?;
@@ -163,6 +172,23 @@ impl Nets {
         self.adam_d.steps = number("japanim.adam_d_steps")?;
         Ok(number("japanim.step")? as u64)
     }
+}
+
+/// Reads the `init` weights file, refusing one whose generator layout is not the configured
+/// one (before the run folder is made).
+fn read_init(path: &Path, config: &TrainConfig) -> Result<Vec<u8>, TrainError> {
+    let fail = |e: crate::model::weights::WeightsError| TrainError::Run(format!("init: {e}"));
+    let bytes = crate::model::weights::read_file(path).map_err(fail)?;
+    let info = crate::model::weights::info_of(&bytes, path).map_err(fail)?;
+    if info.config != config.generator() {
+        return Err(TrainError::Run(format!(
+            "init: {} is a generator with {}, but the configuration asks for {}",
+            path.display(),
+            info.config,
+            config.generator()
+        )));
+    }
+    Ok(bytes)
 }
 
 fn scalar(t: &Tensor) -> f64 {
@@ -255,10 +281,15 @@ fn step(
     } else {
         Tensor::zeros([], (Kind::Float, fake.device()))
     };
-    let loss = g_adv
+    let mut loss = g_adv
         .f_mul_scalar(config.adversarial_weight)?
         .f_add(&content.f_mul_scalar(config.content_weight)?)?
         .f_add(&style.f_mul_scalar(config.style_weight)?)?;
+    if config.flat_weight > 0.0 {
+        let term = flatness(&fake, config.flat_threshold)?;
+        m.flat = scalar(&term);
+        loss = loss.f_add(&term.f_mul_scalar(config.flat_weight)?)?;
+    }
     let loss = shared_generator_terms(nets, &batch.photo, &fake, config, step_number, loss, &mut m)?;
     nets.adam_g.backward_step(&loss)?;
     // The discriminator's parameters collected gradients from the generator's step: clear them.
@@ -384,11 +415,18 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
         device::resolve(device_choice, config.precision).map_err(|e| TrainError::Run(e.to_string()))?;
     let vgg_path = find_vgg(&config)?;
     let vgg = Vgg::load(&vgg_path, device).map_err(|e| TrainError::Run(e.to_string()))?;
+    let init = match (&config.init, options.resume) {
+        (Some(path), false) => Some((path.clone(), read_init(path, &config)?)),
+        _ => None,
+    };
     // Only a run that can start leaves a folder behind.
     if !options.resume {
         create_run(&options.run, &config)?;
     }
     let mut nets = Nets::new(&config, device);
+    if let Some((path, bytes)) = &init {
+        nets.start_from(path, bytes)?;
+    }
     let style_gram = match config.style_target {
         StyleTarget::Mean => Some(style_set_gram(&vgg, &dataset, &config, device)?),
         StyleTarget::Pair => None,

@@ -450,7 +450,14 @@ mod tests {
         ];
         for (upsampling, input_skip, outlines) in layouts {
             let vs = tch::nn::VarStore::new(Device::Cpu);
-            let config = GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling, input_skip, outlines };
+            let config = GeneratorConfig {
+                base_channels: 4,
+                residual_blocks: 2,
+                upsampling,
+                input_skip,
+                outlines,
+                ..Default::default()
+            };
             let g = crate::model::with_global_rng(|| Generator::new(&vs.root(), config));
             if input_skip {
                 let mut skip = vs.variables()["input_skip.weight"].shallow_clone();
