@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::abstraction::AbstractionConfig;
+use super::temporal::MotionKind;
 use super::TrainError;
 use crate::device::PrecisionChoice;
 use crate::model::generator::Upsampling;
@@ -96,6 +97,10 @@ pub struct TrainConfig {
     pub temporal_weight: f64,
     /// Standard deviation of the noise added to the moved photo (values in [-1, 1]).
     pub temporal_noise: f64,
+    /// The motion the temporal term draws: `affine` (small rotation, zoom and shift; the
+    /// default) or `shift` (whole-pixel shifts: exact warps, so texture that moves with the
+    /// picture is not penalised).
+    pub temporal_motion: MotionKind,
     /// Checkpoint every N steps; 0 means at the end of every epoch.
     pub checkpoint_every: u64,
     /// Checkpoints kept (older ones are deleted).
@@ -148,6 +153,7 @@ impl Default for TrainConfig {
             flat_threshold: 0.1,
             temporal_weight: 0.0,
             temporal_noise: 0.03,
+            temporal_motion: MotionKind::Affine,
             checkpoint_every: 0,
             keep_checkpoints: 3,
             sample_images: 4,

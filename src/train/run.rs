@@ -19,7 +19,7 @@ use crate::device::{self, DeviceChoice};
 use crate::model::discriminator::Discriminator;
 use crate::model::vgg::{gram, Vgg};
 use crate::model::weights::{ModelInfo, StoredPrecision};
-use crate::model::{Generator, StyleModel};
+use crate::model::{Generator, GeneratorConfig, StyleModel};
 use crate::output::PendingFile;
 
 /// What to train and where.
@@ -174,13 +174,15 @@ impl Nets {
     }
 }
 
-/// Reads the `init` weights file, refusing one whose generator layout is not the configured
+/// Reads the `init` weights file, refusing one whose weights' layout is not the configured
 /// one (before the run folder is made).
 fn read_init(path: &Path, config: &TrainConfig) -> Result<Vec<u8>, TrainError> {
     let fail = |e: crate::model::weights::WeightsError| TrainError::Run(format!("init: {e}"));
     let bytes = crate::model::weights::read_file(path).map_err(fail)?;
     let info = crate::model::weights::info_of(&bytes, path).map_err(fail)?;
-    if info.config != config.generator() {
+    // Outlines have no weights: a run may draw them otherwise than the file it starts from.
+    let wanted = config.generator();
+    if (GeneratorConfig { outlines: wanted.outlines, outline_ink: wanted.outline_ink, ..info.config }) != wanted {
         return Err(TrainError::Run(format!(
             "init: {} is a generator with {}, but the configuration asks for {}",
             path.display(),
@@ -216,7 +218,13 @@ fn shared_generator_terms(
         // Drawn from the run's seed and the step alone, so a resumed run draws the same.
         let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step_number;
         let shape = photo.size4()?;
-        let motion = Motion::random(seed, [shape.0, shape.1, shape.2, shape.3], config.temporal_noise, photo.device())?;
+        let motion = Motion::random(
+            seed,
+            [shape.0, shape.1, shape.2, shape.3],
+            config.temporal_noise,
+            config.temporal_motion,
+            photo.device(),
+        )?;
         let term = temporal_loss(photo, fake, &motion, |x| nets.generator.forward(x))?;
         m.temporal = scalar(&term);
         loss = loss.f_add(&term.f_mul_scalar(config.temporal_weight)?)?;

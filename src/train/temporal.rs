@@ -8,6 +8,20 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, TchError, Tensor};
 
+/// What kind of motion the temporal term draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MotionKind {
+    /// A small rotation, zoom and shift (bilinear: a moved textured output is also blurred,
+    /// so the term penalises fine texture as well as instability).
+    #[default]
+    Affine,
+    /// A shift by whole pixels (-3..=3, each axis; a slow pan): the warp is exact, so only an
+    /// output that does not move with its input is penalised. Shifts that are not multiples
+    /// of 4 change the sampling phase of the two stride-2 layers, where texture crawls.
+    Shift,
+}
+
 /// The random motion of one training step: one affine matrix per image and the noise.
 pub struct Motion {
     /// N×2×3 affine matrices (normalised coordinates, as `affine_grid` takes them).
@@ -25,16 +39,31 @@ const MAX_ZOOM: f64 = 0.02;
 impl Motion {
     /// A motion drawn from `seed` alone (so a resumed run draws the same), for a batch of
     /// `shape` (N, C, H, W) with noise of standard deviation `noise_std` (values in [-1, 1]).
-    pub fn random(seed: u64, shape: [i64; 4], noise_std: f64, device: tch::Device) -> Result<Self, TchError> {
+    pub fn random(
+        seed: u64,
+        shape: [i64; 4],
+        noise_std: f64,
+        kind: MotionKind,
+        device: tch::Device,
+    ) -> Result<Self, TchError> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let [n, c, h, w] = shape;
         let mut theta = Vec::with_capacity(n as usize * 6);
         for _ in 0..n {
-            let angle = rng.gen_range(-MAX_ROTATION_DEG..=MAX_ROTATION_DEG).to_radians();
-            let zoom = 1.0 + rng.gen_range(-MAX_ZOOM..=MAX_ZOOM);
+            let (angle, zoom, sx, sy) = match kind {
+                MotionKind::Affine => (
+                    rng.gen_range(-MAX_ROTATION_DEG..=MAX_ROTATION_DEG).to_radians(),
+                    1.0 + rng.gen_range(-MAX_ZOOM..=MAX_ZOOM),
+                    rng.gen_range(-MAX_SHIFT_PX..=MAX_SHIFT_PX),
+                    rng.gen_range(-MAX_SHIFT_PX..=MAX_SHIFT_PX),
+                ),
+                MotionKind::Shift => {
+                    let whole = MAX_SHIFT_PX as i64;
+                    (0.0, 1.0, rng.gen_range(-whole..=whole) as f64, rng.gen_range(-whole..=whole) as f64)
+                }
+            };
             // affine_grid's coordinates run from -1 to 1 across the image: a pixel is 2 / side.
-            let tx = rng.gen_range(-MAX_SHIFT_PX..=MAX_SHIFT_PX) * 2.0 / w as f64;
-            let ty = rng.gen_range(-MAX_SHIFT_PX..=MAX_SHIFT_PX) * 2.0 / h as f64;
+            let (tx, ty) = (sx * 2.0 / w as f64, sy * 2.0 / h as f64);
             let (sin, cos) = angle.sin_cos();
             theta.extend([cos * zoom, -sin * zoom, tx, sin * zoom, cos * zoom, ty].map(|v| v as f32));
         }
@@ -119,12 +148,37 @@ mod tests {
     }
 
     #[test]
+    fn whole_pixel_shifts_do_not_penalise_texture_that_moves_with_the_picture() {
+        let shape = [4, 3, 24, 32];
+        tch::manual_seed(4);
+        let photo = Tensor::rand(shape, (Kind::Float, Device::Cpu)) * 2 - 1;
+        // A non-linear per-pixel map of a noise image: sharp texture that moves exactly with
+        // its input. A bilinear sub-pixel warp blurs it; a whole-pixel shift does not.
+        let sharpen = |x: &Tensor| x.f_mul_scalar(3.0)?.f_tanh();
+        let term = |kind| {
+            let motion = Motion::random(11, shape, 0.0, kind, Device::Cpu).unwrap();
+            temporal_loss(&photo, &sharpen(&photo).unwrap(), &motion, sharpen).unwrap().double_value(&[])
+        };
+        let (shift, affine) = (term(MotionKind::Shift), term(MotionKind::Affine));
+        assert!(shift < 1e-6, "{shift}");
+        assert!(affine > 0.05, "{affine}");
+        let motion = Motion::random(11, shape, 0.0, MotionKind::Shift, Device::Cpu).unwrap();
+        let theta = Vec::<f32>::try_from(motion.theta.flatten(0, -1)).unwrap();
+        for m in theta.chunks(6) {
+            assert_eq!((m[0], m[1], m[3], m[4]), (1.0, 0.0, 0.0, 1.0), "no rotation or zoom");
+            let (px, py) = (m[2] * 32.0 / 2.0, m[5] * 24.0 / 2.0);
+            assert!((px - px.round()).abs() < 1e-4 && (py - py.round()).abs() < 1e-4, "whole pixels: {px}, {py}");
+            assert!(px.abs() <= 3.0 && py.abs() <= 3.0);
+        }
+    }
+
+    #[test]
     fn a_motion_is_seeded_and_makes_a_pointwise_filter_consistent() {
         let shape = [2, 3, 32, 32];
-        let a = Motion::random(7, shape, 0.0, Device::Cpu).unwrap();
-        let b = Motion::random(7, shape, 0.0, Device::Cpu).unwrap();
+        let a = Motion::random(7, shape, 0.0, MotionKind::Affine, Device::Cpu).unwrap();
+        let b = Motion::random(7, shape, 0.0, MotionKind::Affine, Device::Cpu).unwrap();
         assert!(a.theta.equal(&b.theta) && a.noise.equal(&b.noise));
-        assert!(!a.theta.equal(&Motion::random(8, shape, 0.0, Device::Cpu).unwrap().theta));
+        assert!(!a.theta.equal(&Motion::random(8, shape, 0.0, MotionKind::Affine, Device::Cpu).unwrap().theta));
         tch::manual_seed(3);
         let photo = Tensor::rand(shape, (Kind::Float, Device::Cpu)) * 2 - 1;
         // A per-pixel map commutes with any warp up to interpolation of a non-linear map: small.
@@ -136,7 +190,7 @@ mod tests {
         assert!(consistent.double_value(&[]) < 1e-5, "{}", consistent.double_value(&[]));
         assert!(shaky.double_value(&[]) > 0.2);
         // Noise is drawn with the asked spread.
-        let noisy = Motion::random(7, shape, 0.05, Device::Cpu).unwrap();
+        let noisy = Motion::random(7, shape, 0.05, MotionKind::Affine, Device::Cpu).unwrap();
         let std = noisy.noise.std(true).double_value(&[]);
         assert!((std - 0.05).abs() < 0.005, "{std}");
     }
