@@ -114,7 +114,8 @@ fn default_outline_ink() -> u8 {
     DEFAULT_OUTLINE_INK
 }
 
-/// The outline ink of generators that do not say ([`super::surface::MAX_INK`] in percent).
+/// The outline ink of generators that do not say, in percent: an outline keeps at least 30 %
+/// of the colour under it.
 pub const DEFAULT_OUTLINE_INK: u8 = 70;
 
 impl Default for GeneratorConfig {

@@ -22,9 +22,6 @@ pub const LINE_SIGMA: f64 = 1.2;
 pub const LINE_THRESHOLD: f64 = 0.006;
 /// Ink per unit of difference beyond the threshold.
 pub const LINE_GAIN: f64 = 80.0;
-/// The most ink a pixel takes unless a model says otherwise (`outline_ink`): an outline
-/// keeps 30 % of the colour under it.
-pub const MAX_INK: f64 = 0.7;
 
 /// Mean over a (2r+1)² box, over the pixels inside the image near its borders.
 pub fn box_mean(x: &Tensor, r: i64) -> Result<Tensor, TchError> {

@@ -82,7 +82,7 @@ pub fn abstraction(photo: &Tensor, config: &AbstractionConfig) -> Result<Tensor,
             config.line_sigma,
             config.line_threshold,
             config.line_gain,
-            crate::model::surface::MAX_INK,
+            f64::from(crate::model::generator::DEFAULT_OUTLINE_INK) / 100.0,
         )?;
         x = x.f_mul(&ink.f_neg()?.f_add_scalar(1.0)?)?;
     }

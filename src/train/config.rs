@@ -110,7 +110,8 @@ pub struct TrainConfig {
     /// VGG conv base (safetensors); default `models/vgg16.safetensors`.
     pub vgg: Option<PathBuf>,
     /// Generator weights to start from instead of a random initialisation (fine-tuning, e.g.
-    /// the default model on one's own films); its layout must be the one configured here.
+    /// the default model on one's own films). Its weights' layout must be the one configured
+    /// here; outlines, which have no weights, may differ.
     /// Read once when the run starts; a resumed run continues from its checkpoints.
     pub init: Option<PathBuf>,
     /// Device: auto, cpu, cuda or cuda:N.
