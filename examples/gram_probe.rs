@@ -13,28 +13,15 @@
 
 use std::path::Path;
 
-use japanim::io::image::{list_images, read_rgb};
+use japanim::eval::{load_scaled, to_input};
+use japanim::io::image::list_images;
 use japanim::model::vgg::{gram, Vgg};
 use japanim::train::losses::flatness;
 use tch::{nn::OptimizerConfig, Device, Kind, Tensor};
 
-/// An image scaled (Triangle filter, as `eval`) to at most `max_side`, NCHW in [-1, 1].
+/// An image as `eval` sees it: at most `max_side` px, NCHW in [-1, 1].
 fn load(path: &Path, max_side: u32) -> Tensor {
-    let img = read_rgb(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (w, h) = img.dimensions();
-    let longest = w.max(h);
-    let img = if longest > max_side {
-        let (w, h) = ((w * max_side / longest).max(1), (h * max_side / longest).max(1));
-        image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle)
-    } else {
-        img
-    };
-    let (w, h) = img.dimensions();
-    Tensor::from_data_size(img.as_raw(), &[1, i64::from(h), i64::from(w), 3], Kind::Uint8)
-        .permute([0, 3, 1, 2])
-        .to_kind(Kind::Float)
-        / 127.5
-        - 1.0
+    load_scaled(path, max_side).and_then(|frame| to_input(&frame)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn main() {

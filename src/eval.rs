@@ -63,8 +63,9 @@ pub struct EvalReport {
     pub models: Vec<(PathBuf, EvalFigures)>,
 }
 
-/// Resizes so the longer side is at most `max_side` (keeping the aspect), as a frame.
-fn load_scaled(path: &Path, max_side: u32) -> Result<crate::frame::Frame, Error> {
+/// Reads an image scaled so the longer side is at most `max_side` (keeping the aspect, Triangle
+/// filter), as a frame: how `eval` sees photos and style images.
+pub fn load_scaled(path: &Path, max_side: u32) -> Result<crate::frame::Frame, Error> {
     let img = read_rgb(path)?;
     let (width, height) = img.dimensions();
     let longest = width.max(height);
@@ -76,7 +77,8 @@ fn load_scaled(path: &Path, max_side: u32) -> Result<crate::frame::Frame, Error>
     Ok(crate::frame::Frame { width: w, height: h, data: small.into_raw(), pts: None, index: 0 })
 }
 
-fn to_input(frame: &crate::frame::Frame) -> Result<Tensor, Error> {
+/// A frame as the 1×3×H×W f32 tensor in [-1, 1] the networks take.
+pub fn to_input(frame: &crate::frame::Frame) -> Result<Tensor, Error> {
     let t =
         Tensor::f_from_data_size(&frame.data, &[1, i64::from(frame.height), i64::from(frame.width), 3], Kind::Uint8)
             .and_then(|t| t.f_permute([0, 3, 1, 2]))
