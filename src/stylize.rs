@@ -84,13 +84,13 @@ impl TileRequest {
         Self { max_tile: 0, halo: None, feather: 0, batch: None, norm: NormStrategy::Exact }
     }
 
-    /// The engine settings for a model with `residual_blocks` on `device`.
-    pub fn settings(&self, residual_blocks: i64, device: tch::Device) -> TileSettings {
+    /// The engine settings for a model of layout `generator` on `device`.
+    pub fn settings(&self, generator: &crate::model::GeneratorConfig, device: tch::Device) -> TileSettings {
         // The exact strategy needs only one segment's receptive field around each tile.
         let halo = if self.norm.is_exact() {
             crate::engine::tiled::EXACT_HALO as u32
         } else {
-            self.halo.unwrap_or_else(|| receptive_radius(residual_blocks))
+            self.halo.unwrap_or_else(|| receptive_radius(generator.residual_blocks, generator.antialias))
         };
         TileSettings {
             max_tile: self.max_tile,
@@ -240,7 +240,7 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
         tracing::info!("whole frames (--tile 0)");
         return Ok(Engine::new(model));
     }
-    let settings = request.settings(info.config.residual_blocks, device);
+    let settings = request.settings(&info.config, device);
     let side = align4(settings.max_tile.max(8));
     TilePlan::new(side, side, settings.max_tile, settings.halo)
         .map_err(|e| invalid(format!("--tile {}: {e}", settings.max_tile)))?;

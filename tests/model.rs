@@ -197,6 +197,134 @@ fn both_upsampling_layouts_round_trip_and_old_files_load_as_transposed() {
 }
 
 #[test]
+fn anti_aliasing_round_trips_and_old_files_load_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = frame(40, 24);
+    let config = GeneratorConfig {
+        base_channels: 4,
+        residual_blocks: 2,
+        upsampling: Upsampling::Resize,
+        antialias: true,
+        ..Default::default()
+    };
+    let path = dir.path().join("aa.safetensors");
+    let model = StyleModel::init(config, 3, "test");
+    model.save(StoredPrecision::F32, &path).unwrap();
+    let before = stylize(model, &input);
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded.info().config, config);
+    assert!(loaded.info().config.to_string().ends_with(", anti-aliased"), "{}", loaded.info().config);
+    assert_eq!(stylize(loaded, &input), before);
+    // The same weights without anti-aliasing (it has no tensors): a file written before the
+    // key existed is the plain layout, and resamples differently.
+    let bytes = std::fs::read(&path).unwrap();
+    let old_path = dir.path().join("old.safetensors");
+    std::fs::write(&old_path, with_header(&bytes, |h| h.replace("\"japanim.antialias\"", "\"japanim.note\""))).unwrap();
+    let old = load(&old_path).unwrap();
+    assert_eq!(old.info().config, GeneratorConfig { antialias: false, ..config });
+    assert_ne!(stylize(old, &input), before);
+    let bad_path = dir.path().join("bad.safetensors");
+    std::fs::write(
+        &bad_path,
+        with_header(&bytes, |h| h.replace("\"japanim.antialias\":\"true\"", "\"japanim.antialias\":\"1\"")),
+    )
+    .unwrap();
+    let err = load(&bad_path).err().unwrap().to_string();
+    assert!(err.contains("japanim.antialias = \"1\" is not true or false"), "{err}");
+}
+
+/// `frame` extended by `margin` px of its mirror image on every side (reflection about the
+/// edge pixels, as torch's reflection padding); `margin` below each side.
+fn mirrored(frame: &Frame, margin: u32) -> Frame {
+    let reflect = |i: i64, n: i64| {
+        if i < 0 {
+            -i
+        } else if i >= n {
+            2 * (n - 1) - i
+        } else {
+            i
+        }
+    };
+    let (w, h, m) = (frame.width, frame.height, margin);
+    let mut data = Vec::new();
+    for y in 0..h + 2 * m {
+        for x in 0..w + 2 * m {
+            let sx = reflect(i64::from(x) - i64::from(m), i64::from(w));
+            let sy = reflect(i64::from(y) - i64::from(m), i64::from(h));
+            let at = ((sy * i64::from(w) + sx) * 3) as usize;
+            data.extend_from_slice(&frame.data[at..at + 3]);
+        }
+    }
+    Frame { width: w + 2 * m, height: h + 2 * m, data, pts: None, index: 0 }
+}
+
+#[test]
+fn a_margin_is_the_mirrored_frame_cut_back_whole_or_tiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = GeneratorConfig {
+        base_channels: 4,
+        residual_blocks: 2,
+        upsampling: Upsampling::Resize,
+        input_skip: true,
+        margin: 8,
+        ..Default::default()
+    };
+    let path = dir.path().join("margin.safetensors");
+    StyleModel::init(config, 3, "test").save(StoredPrecision::F32, &path).unwrap();
+    let model = load(&path).unwrap();
+    assert_eq!(model.info().config, config);
+    assert!(model.info().config.to_string().contains(", margin 8 px"), "{}", model.info().config);
+    let input = frame(40, 24);
+    let framed = stylize(model, &input);
+    assert_eq!(framed.len(), input.data.len());
+
+    // The same weights without the key (a file from before it): margin 0. Run on the mirrored
+    // frame and cut back, they give the margin's output exactly.
+    let bytes = std::fs::read(&path).unwrap();
+    let old_path = dir.path().join("old.safetensors");
+    std::fs::write(&old_path, with_header(&bytes, |h| h.replace("\"japanim.margin\"", "\"japanim.note\""))).unwrap();
+    let old = load(&old_path).unwrap();
+    assert_eq!(old.info().config.margin, 0);
+    let padded = mirrored(&input, 8);
+    let whole = stylize(old, &padded);
+    let mut cut = Vec::new();
+    for y in 8..8 + 24usize {
+        cut.extend_from_slice(&whole[(y * 56 + 8) * 3..(y * 56 + 48) * 3]);
+    }
+    assert_eq!(cut, framed, "margin = mirrored frame, run, cut back");
+    let plain = stylize(load(&old_path).unwrap(), &input);
+    assert_ne!(plain, framed, "the margin changes what the network sees at the edges");
+
+    // Exact tiles around the margin: the whole-frame result up to float rounding.
+    let settings = japanim::engine::tiled::TileSettings {
+        max_tile: 32,
+        halo: japanim::engine::tiled::EXACT_HALO as u32,
+        feather: 0,
+        batch: 2,
+        norm: japanim::engine::tiled::NormStrategy::Exact,
+    };
+    let mut engine = Engine::with_tiles(load(&path).unwrap(), settings);
+    let mut out = vec![Vec::new()];
+    tch::no_grad(|| engine.stylize(&[&input], &mut out)).unwrap();
+    let most = out[0].iter().zip(&framed).map(|(&a, &b)| a.abs_diff(b)).max().unwrap();
+    assert!(most <= 1, "tiled with a margin: largest difference {most}");
+
+    // A frame smaller than the margin is mirrored again from the new edge, and comes back
+    // at its own size.
+    let small = frame(4, 4);
+    assert_eq!(stylize(load(&path).unwrap(), &small).len(), small.data.len());
+
+    let bad_path = dir.path().join("bad.safetensors");
+    std::fs::write(
+        &bad_path,
+        with_header(&bytes, |h| h.replace("\"japanim.margin\":\"8\"", "\"japanim.margin\":\"6\"")),
+    )
+    .unwrap();
+    let err = load(&bad_path).err().unwrap().to_string();
+    assert!(err.contains("japanim.margin = \"6\" is not a multiple of 4 from 0 to 256"), "{err}");
+}
+
+#[test]
 fn smoothed_statistics_are_the_same_whole_tiled_and_batched_and_reset_at_a_cut() {
     use japanim::engine::tiled::{NormStrategy, TileSettings, EXACT_HALO};
     // A slowly changing shot of three frames, then a cut to a different picture.
@@ -304,6 +432,8 @@ fn outlines_only_darken_and_fall_on_the_dark_side_of_edges() {
         input_skip: true,
         outlines: true,
         outline_ink: 45,
+        antialias: false,
+        margin: 0,
     };
     let path = dir.path().join("lines.safetensors");
     StyleModel::init(config, 3, "test").save(StoredPrecision::F32, &path).unwrap();

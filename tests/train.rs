@@ -337,6 +337,8 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
             flat_weight: 5.0,
             outlines: input_skip,
             outline_ink: 45,
+            antialias: input_skip,
+            margin: if input_skip { 8 } else { 0 },
             style_target: train::config::StyleTarget::Mean,
             adversarial_weight,
             ..tiny_config(&vgg_file(dir.path()))
@@ -373,6 +375,8 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
         assert_eq!(loaded.info().config.upsampling, japanim::model::Upsampling::Resize);
         assert_eq!(loaded.info().config.input_skip, input_skip);
         assert_eq!((loaded.info().config.outlines, loaded.info().config.outline_ink), (input_skip, 45));
+        assert_eq!(loaded.info().config.antialias, input_skip);
+        assert_eq!(loaded.info().config.margin, if input_skip { 8 } else { 0 });
     }
 }
 
@@ -398,6 +402,9 @@ fn the_shipped_training_configurations_parse_and_validate() {
     // It is what the shipped model says it is.
     let shipped = japanim::model::weights::read_info(&root.join("default.safetensors")).unwrap();
     assert_eq!(shipped.config, recipe.generator());
+    let odd = TrainConfig { margin: 6, ..recipe };
+    let err = odd.validate().unwrap_err().to_string();
+    assert!(err.contains("margin 6 must be a multiple of 4 from 0 to 256"), "{err}");
 }
 
 #[test]
@@ -413,13 +420,16 @@ fn a_run_can_start_from_a_model_of_its_layout_and_refuses_another() {
 
     // One step at a vanishing learning rate from `start` keeps its weights; the same step from
     // a fresh initialisation (another seed) does not.
-    // Outlines have no weights: a run may draw them otherwise than the file it starts from.
+    // Outlines and anti-aliasing have no weights: a run may draw and resample otherwise than
+    // the file it starts from.
     let still = TrainConfig {
         lr_g: 1e-12,
         init: Some(start.clone()),
         seed: 5,
         outlines: true,
         outline_ink: 45,
+        antialias: true,
+        margin: 8,
         ..pretrain_only.clone()
     };
     let fresh = TrainConfig { init: None, ..still.clone() };

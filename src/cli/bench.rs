@@ -34,6 +34,9 @@ pub struct BenchArgs {
     /// Give the random generator outlines.
     #[arg(long)]
     pub outlines: bool,
+    /// Give the random generator anti-aliased resolution changes.
+    #[arg(long)]
+    pub antialias: bool,
     /// Frame size, WIDTHxHEIGHT.
     #[arg(long, value_parser = parse_size, default_value = "1280x720")]
     pub size: (u32, u32),
@@ -111,6 +114,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 upsampling: args.upsampling,
                 input_skip: args.input_skip,
                 outlines: args.outlines,
+                antialias: args.antialias,
                 ..Default::default()
             };
             StyleModel::init(config, 0, "bench").save(StoredPrecision::F32, &temp)?;
@@ -187,10 +191,7 @@ fn bench_video(_args: &BenchArgs, _model: &std::path::Path, _video: &std::path::
 
 fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kind: tch::Kind) -> Result<()> {
     let config = StyleModel::load(path, device, kind)?.info().config;
-    let tiles = tile_flags(&args.tiles)
-        .tile_request()
-        .filter(|t| t.max_tile > 0)
-        .map(|t| t.settings(config.residual_blocks, device));
+    let tiles = tile_flags(&args.tiles).tile_request().filter(|t| t.max_tile > 0).map(|t| t.settings(&config, device));
     let bench = EngineBench {
         model: path.to_path_buf(),
         device,

@@ -69,6 +69,14 @@ pub struct ModelInitArgs {
     #[arg(long, default_value_t = japanim::model::generator::DEFAULT_OUTLINE_INK,
           value_parser = clap::value_parser!(u8).range(1..=100))]
     pub outline_ink: u8,
+    /// Anti-alias the resolution changes: blur before each stride-2 convolution, and with
+    /// resize upsampling double bilinearly (the output follows slow motion smoothly).
+    #[arg(long)]
+    pub antialias: bool,
+    /// Pixels of mirrored picture the network runs on around each frame, cut off after (a
+    /// multiple of 4): the network's edge stays outside the picture.
+    #[arg(long, default_value_t = 0)]
+    pub margin: u32,
     /// Random seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -107,7 +115,16 @@ fn init(args: ModelInitArgs) -> Result<()> {
         input_skip: args.input_skip,
         outlines: args.outlines,
         outline_ink: args.outline_ink,
+        antialias: args.antialias,
+        margin: args.margin,
     };
+    if !japanim::model::weights::valid_margin(config.margin) {
+        anyhow::bail!(
+            "--margin {} must be a multiple of 4 from 0 to {}",
+            config.margin,
+            japanim::model::weights::MAX_MARGIN
+        );
+    }
     let description = format!("untrained: random initialisation, seed {}, by `japanim model init`", args.seed);
     let model = StyleModel::init(config, args.seed, &description);
     let pending = PendingFile::new(&args.output, args.overwrite)?;

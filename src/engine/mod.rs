@@ -281,7 +281,9 @@ impl Engine {
             .f_to_kind(kind)?;
         let _ = x.f_mul_scalar_(1.0 / 127.5)?;
         let _ = x.f_sub_scalar_(1.0)?;
-        let x = pad_to_grid(&x, hi, wi)?;
+        // The model's margin (mirrored picture around the frame) goes around the whole frame,
+        // so tiles and statistics see it as the network sees it in training.
+        let x = self.model.generator().add_margin(&pad_to_grid(&x, hi, wi)?)?;
         let (_, _, hp, wp) = x.size4()?;
         self.tile_if_too_large(wp, hp, n);
         let y = match &mut self.tiled {
@@ -301,6 +303,7 @@ impl Engine {
             },
         };
         // [-1, 1] → u8, in place after the first step (as above).
+        let y = self.model.generator().remove_margin(&y)?;
         let mut y = y.f_narrow(2, 0, hi)?.f_narrow(3, 0, wi)?.f_add_scalar(1.0)?;
         let _ = y.f_mul_scalar_(127.5)?;
         let _ = y.f_round_()?;

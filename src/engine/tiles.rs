@@ -102,11 +102,13 @@ pub fn feather_weight(d: f64, feather: f64) -> f64 {
 
 /// The receptive-field radius of a generator, in input pixels: how far a tile's halo must
 /// reach for its core to be exact.
-pub fn receptive_radius(residual_blocks: i64) -> u32 {
+pub fn receptive_radius(residual_blocks: i64, antialias: bool) -> u32 {
     // conv_in 7×7: 3; down 0: s2 3×3 (1) + 3×3 at ½ (2); down 1: s2 (2) + 3×3 at ¼ (4);
     // residual blocks: two 3×3 at ¼ each (8); up 0: deconv (4) + 3×3 at ½ (2); up 1: deconv (2)
-    // + 3×3 (1); conv_out 7×7: 3.
-    3 + 1 + 2 + 2 + 4 + 8 * residual_blocks.max(0) as u32 + 4 + 2 + 2 + 1 + 3
+    // + 3×3 (1); conv_out 7×7: 3. Anti-aliased: the blurs before the strides (1 at full, 2 at
+    // ½) and the bilinear doublings (4 out of ¼, 2 out of ½).
+    let blurs = if antialias { 1 + 2 + 4 + 2 } else { 0 };
+    3 + 1 + 2 + 2 + 4 + 8 * residual_blocks.max(0) as u32 + 4 + 2 + 2 + 1 + 3 + blurs
 }
 
 #[cfg(test)]
@@ -168,6 +170,7 @@ mod tests {
             assert!((feather_weight(d, 8.0) + feather_weight(-d, 8.0) - 1.0).abs() < 1e-12);
         }
         assert_eq!(feather_weight(10.0, 8.0), 1.0);
-        assert_eq!(receptive_radius(8), 88);
+        assert_eq!(receptive_radius(8, false), 88);
+        assert_eq!(receptive_radius(8, true), 97);
     }
 }

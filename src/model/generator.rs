@@ -26,6 +26,27 @@
 //! Checkerboard Artifacts"), which cannot leave the 2-/4-px grid that a stride-2 transposed
 //! convolution's uneven kernel overlap paints into every output.
 //!
+//! Anti-aliasing is a choice too (`antialias`, no weights of its own). A stride-2
+//! convolution samples its input on a grid that a moving picture crosses: a feature finer
+//! than that grid's Nyquist limit aliases, so what the bottleneck sees, and the texture the
+//! network paints from it, changes with the picture's position modulo 4 px, and crawls on a
+//! slow pan. With `antialias`, each stride-2 convolution's input is first blurred by
+//! [1 2 1]⊗[1 2 1]/16 (Zhang 2019, "Making Convolutional Networks Shift-Invariant Again";
+//! blur then stride equals convolve, blur, subsample, the cheap way round), and `resize`
+//! doubles bilinearly ([1 3]/4 taps, the same blur after a nearest-neighbour doubling)
+//! instead of by repeating pixels. The kernels are fixed, so a generator trained without
+//! them can be fine-tuned with them.
+//!
+//! A margin is a choice too (`margin`, no weights of its own). The 3×3 convolutions pad with
+//! zeros, so a network can tell where the frame ends, and one trained toward a style's
+//! texture statistics on small crops learns to paint at the frame's edges and corners, where
+//! nothing in the picture asks for it (a colourful blot in a corner). On video such marks stay
+//! with the frame while the picture moves under them, and the warping error of a slow pan
+//! rose 25-fold at the edges. With a margin, the frame is extended on every side by its
+//! mirror image before the network, and the margin is cut off after
+//! ([`Generator::stylize`]; the engine does the same for whole and tiled frames): the
+//! network's edge is outside the picture, where training never looks either.
+//!
 //! The input skip is a choice too. InstanceNorm right after `conv_in` removes each feature's
 //! mean and scale, so the original network is blind to its input's absolute colour: any
 //! constant colour offset or contrast scale of the whole input gives exactly the same output,
@@ -108,6 +129,15 @@ pub struct GeneratorConfig {
     /// the colour under it; files made before this setting are 70).
     #[serde(default = "default_outline_ink")]
     pub outline_ink: u8,
+    /// Whether the resolution changes are anti-aliased (see the module documentation): a
+    /// [1 2 1] blur before each stride-2 convolution and, with `resize` upsampling, bilinear
+    /// instead of nearest-neighbour doubling. No weights of its own; off in the original layout.
+    #[serde(default)]
+    pub antialias: bool,
+    /// Pixels of mirrored picture added on every side before the network and cut off after
+    /// (a multiple of 4; see [`Generator::stylize`]); 0 in the original layout.
+    #[serde(default)]
+    pub margin: u32,
 }
 
 fn default_outline_ink() -> u8 {
@@ -127,12 +157,14 @@ impl Default for GeneratorConfig {
             input_skip: false,
             outlines: false,
             outline_ink: DEFAULT_OUTLINE_INK,
+            antialias: false,
+            margin: 0,
         }
     }
 }
 
 /// "32 base channels, 4 residual blocks, resize upsampling, input skip, outlines" (or "no
-/// input skip"; outlines are named only when on).
+/// input skip"; outlines, anti-aliasing and a margin are named only when on).
 impl std::fmt::Display for GeneratorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -141,6 +173,12 @@ impl std::fmt::Display for GeneratorConfig {
             self.base_channels, self.residual_blocks, self.upsampling
         )?;
         write!(f, ", {}", if self.input_skip { "input skip" } else { "no input skip" })?;
+        if self.antialias {
+            write!(f, ", anti-aliased")?;
+        }
+        if self.margin > 0 {
+            write!(f, ", margin {} px", self.margin)?;
+        }
         if self.outlines {
             write!(f, ", outlines")?;
             if self.outline_ink != DEFAULT_OUTLINE_INK {
@@ -239,12 +277,12 @@ impl Conv {
 enum Upsample {
     /// Transposed convolution 3×3 stride 2 (weight IOHW).
     Transposed { weight: Tensor, bias: Tensor },
-    /// Nearest-neighbour ×2, then a 3×3 convolution.
-    Resize(Conv),
+    /// Nearest-neighbour (or with `bilinear`, bilinear) ×2, then a 3×3 convolution.
+    Resize { conv: Conv, bilinear: bool },
 }
 
 impl Upsample {
-    fn new(p: &nn::Path, cin: i64, cout: i64, upsampling: Upsampling) -> Self {
+    fn new(p: &nn::Path, cin: i64, cout: i64, upsampling: Upsampling, antialias: bool) -> Self {
         match upsampling {
             Upsampling::Transposed => {
                 let config = nn::ConvTransposeConfig { stride: 2, padding: 1, output_padding: 1, ..Default::default() };
@@ -252,7 +290,9 @@ impl Upsample {
                 let bias = deconv.bs.expect("conv_transpose2d is created with a bias");
                 Upsample::Transposed { weight: deconv.ws, bias }
             }
-            Upsampling::Resize => Upsample::Resize(Conv::new(p / "resize_conv", cin, cout, 3, 1, false)),
+            Upsampling::Resize => {
+                Upsample::Resize { conv: Conv::new(p / "resize_conv", cin, cout, 3, 1, false), bilinear: antialias }
+            }
         }
     }
 
@@ -261,9 +301,14 @@ impl Upsample {
             Upsample::Transposed { weight, bias } => {
                 x.f_conv_transpose2d(&like(weight, x)?, Some(&like(bias, x)?), [2], [1], [1], 1, [1])
             }
-            Upsample::Resize(conv) => {
+            Upsample::Resize { conv, bilinear } => {
                 let (_, _, h, w) = x.size4()?;
-                conv.forward(&x.f_upsample_nearest2d([2 * h, 2 * w], Some(2.0), Some(2.0))?)
+                let doubled = if *bilinear {
+                    x.f_upsample_bilinear2d([2 * h, 2 * w], false, Some(2.0), Some(2.0))?
+                } else {
+                    x.f_upsample_nearest2d([2 * h, 2 * w], Some(2.0), Some(2.0))?
+                };
+                conv.forward(&doubled)
             }
         }
     }
@@ -299,6 +344,49 @@ struct DownBlock {
     conv_s2: Conv,
     conv: Conv,
     norm: InstanceNorm,
+    /// Blur the input of `conv_s2` first (anti-aliasing).
+    blur: bool,
+}
+
+impl DownBlock {
+    /// Halves the resolution: the stride-2 convolution (after the blur when anti-aliased),
+    /// then the 3×3 convolution, up to the block's InstanceNorm.
+    fn forward(&self, h: &Tensor) -> Result<Tensor, TchError> {
+        let strided = if self.blur { self.conv_s2.forward(&blur121(h)?)? } else { self.conv_s2.forward(h)? };
+        self.conv.forward(&strided)
+    }
+}
+
+/// `x` extended by `margin` pixels on every side by reflection; a side shorter than the
+/// margin is reflected again from the new edge (reflection reaches at most side − 1 px at a
+/// time), and a one-pixel side is repeated.
+pub fn mirror_pad(x: &Tensor, margin: i64) -> Result<Tensor, TchError> {
+    let mut x = x.shallow_clone();
+    let mut left = margin;
+    while left > 0 {
+        let (_, _, h, w) = x.size4()?;
+        let step = left.min(h - 1).min(w - 1);
+        if step < 1 {
+            return x.f_replication_pad2d([left, left, left, left]);
+        }
+        x = x.f_reflection_pad2d([step, step, step, step])?;
+        left -= step;
+    }
+    Ok(x)
+}
+
+/// Each channel blurred by [1 2 1]⊗[1 2 1]/16 with reflected borders (a low-pass filter
+/// whose taps are exact in bf16).
+pub(crate) fn blur121(x: &Tensor) -> Result<Tensor, TchError> {
+    let channels = x.size4()?.1;
+    let taps = Tensor::from_slice(&[1.0f32, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0])
+        .f_div_scalar(16.0)?
+        .f_to_kind(x.kind())?
+        .f_to_device(x.device())?
+        .f_view([1, 1, 3, 3])?
+        .f_expand([channels, 1, 3, 3], false)?
+        .f_contiguous()?;
+    x.f_reflection_pad2d([1, 1, 1, 1])?.f_conv2d(&taps, None::<&Tensor>, [1], [0], [1], channels)
 }
 
 #[derive(Debug)]
@@ -358,6 +446,7 @@ impl Generator {
                     conv_s2: Conv::new(&b / "conv_s2", cin, cout, 3, 2, false),
                     conv: Conv::new(&b / "conv", cout, cout, 3, 1, false),
                     norm: InstanceNorm::new(&b / "norm", cout),
+                    blur: config.antialias,
                 }
             })
             .collect();
@@ -377,7 +466,7 @@ impl Generator {
                 let (cin, cout) = (c << (2 - i), c << (1 - i));
                 let b = p / "up" / i;
                 UpBlock {
-                    upsample: Upsample::new(&b, cin, cout, config.upsampling),
+                    upsample: Upsample::new(&b, cin, cout, config.upsampling, config.antialias),
                     conv: Conv::new(&b / "conv", cout, cout, 3, 1, false),
                     norm: InstanceNorm::new(&b / "norm", cout),
                 }
@@ -401,6 +490,28 @@ impl Generator {
     /// The width and depth this generator was built with.
     pub fn config(&self) -> GeneratorConfig {
         self.config
+    }
+
+    /// The whole model on an NCHW RGB batch in [-1, 1] whose sides are multiples of 4: the
+    /// layout's margin added, [`Self::forward`], the margin cut off. Training and evaluation
+    /// call this; the engine adds and removes the margin around its own (tiled) passes.
+    pub fn stylize(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        self.remove_margin(&self.forward(&self.add_margin(x)?)?)
+    }
+
+    /// `x` extended by the layout's margin on every side by reflection.
+    pub fn add_margin(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        mirror_pad(x, i64::from(self.config.margin))
+    }
+
+    /// The picture inside a batch made from [`Self::add_margin`]'s result.
+    pub fn remove_margin(&self, y: &Tensor) -> Result<Tensor, TchError> {
+        let margin = i64::from(self.config.margin);
+        if margin == 0 {
+            return Ok(y.shallow_clone());
+        }
+        let (_, _, h, w) = y.size4()?;
+        y.f_narrow(2, margin, h - 2 * margin)?.f_narrow(3, margin, w - 2 * margin)
     }
 
     /// Runs the network on an NCHW RGB batch in [-1, 1] whose sides are multiples of 4
@@ -471,7 +582,7 @@ impl Generator {
     /// segment k > 0 normalises its input with layer k − 1 (through `hook`) and runs on to
     /// the input of layer k, or for the last segment to the output before [`Self::finish`]. The residual
     /// skip travels in [`Segment::skip`]. Each segment holds one or two convolutions, so its
-    /// receptive-field radius is small (at most 6 input pixels): the exact tiled engine
+    /// receptive-field radius is small (at most 6 input pixels, 8 anti-aliased): the exact tiled engine
     /// runs the network segment by segment over tiles with small halos.
     pub fn segment(&self, k: usize, state: &Segment, hook: &mut dyn NormHook) -> Result<Segment, TchError> {
         let (downs, blocks) = (self.down.len(), self.res.len());
@@ -490,13 +601,12 @@ impl Generator {
         };
         if layer == 0 {
             let h = leaky_relu(&norm(&self.norm_in, hook)?)?;
-            let d = &self.down[0];
-            return Ok(Segment { input: d.conv.forward(&d.conv_s2.forward(&h)?)?, skip: None });
+            return Ok(Segment { input: self.down[0].forward(&h)?, skip: None });
         }
         if layer <= downs {
             let h = leaky_relu(&norm(&self.down[layer - 1].norm, hook)?)?;
             return match (self.down.get(layer), self.res.first()) {
-                (Some(d), _) => Ok(Segment { input: d.conv.forward(&d.conv_s2.forward(&h)?)?, skip: None }),
+                (Some(d), _) => Ok(Segment { input: d.forward(&h)?, skip: None }),
                 // The first residual block keeps `h` as its skip.
                 (None, Some(block)) => Ok(Segment { input: block.conv1.forward(&h)?, skip: Some(h) }),
                 (None, None) => into_up(&h),
@@ -549,6 +659,27 @@ mod tests {
         // 11,120,195 convolution parameters (the 11.12 M of the original) + 9,472 InstanceNorm
         // scales and shifts.
         assert_eq!(params, 11_129_667);
+    }
+
+    #[test]
+    fn the_blur_keeps_flat_areas_and_removes_the_finest_pattern() {
+        let (h, w) = (6i64, 8i64);
+        let flat = Tensor::full([1, 2, h, w], 0.3, (Kind::Float, Device::Cpu));
+        let diff = (blur121(&flat).unwrap() - &flat).abs().max().double_value(&[]);
+        assert!(diff < 1e-7, "a flat image stays flat: {diff}");
+        // A 1-px checkerboard of ±1 is above every stride-2 grid's Nyquist limit: the blur
+        // takes it to 0 everywhere (reflected borders keep the pattern's phase).
+        let checker = Tensor::from_slice(
+            &(0..h * w).map(|i| if (i / w + i % w) % 2 == 0 { 1.0f32 } else { -1.0 }).collect::<Vec<_>>(),
+        )
+        .view([1, 1, h, w]);
+        let left = blur121(&checker).unwrap().abs().max().double_value(&[]);
+        assert!(left < 1e-7, "the checkerboard is gone: {left}");
+        // A ramp along x (below the limit) is kept inside (the taps sum to 1, symmetric).
+        let ramp = Tensor::arange(w, (Kind::Float, Device::Cpu)).view([1, 1, 1, w]).expand([1, 1, h, w], false);
+        let inner = |t: &Tensor| t.narrow(3, 1, w - 2);
+        let kept = (inner(&blur121(&ramp).unwrap()) - inner(&ramp)).abs().max().double_value(&[]);
+        assert!(kept < 1e-6, "a ramp is kept away from the borders: {kept}");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //!   [`GeneratorConfig`] (`upsampling` is `transposed` or `resize`; files written before it
 //!   existed lack it and are `transposed`), `japanim.input_skip` and `japanim.outlines`
 //!   (`true` or `false`; absent is `false`), `japanim.outline_ink` (the most ink an outline
-//!   takes, percent 1–100; absent is 70)
+//!   takes, percent 1–100; absent is 70), `japanim.antialias` (`true` or `false`; absent is
+//!   `false`), `japanim.margin` (mirrored pixels around the frame, a multiple of 4 up to 256;
+//!   absent is 0)
 //! - `japanim.input` / `japanim.output`: the value convention (RGB, NCHW, [-1, 1])
 //! - `japanim.trained`: `true` for a trained model, `false` for random initialisation
 //! - `japanim.description`: free text (how it was made)
@@ -128,6 +130,8 @@ impl ModelInfo {
             ("japanim.input_skip", self.config.input_skip.to_string()),
             ("japanim.outlines", self.config.outlines.to_string()),
             ("japanim.outline_ink", self.config.outline_ink.to_string()),
+            ("japanim.antialias", self.config.antialias.to_string()),
+            ("japanim.margin", self.config.margin.to_string()),
             ("japanim.input", INPUT_CONVENTION.to_string()),
             ("japanim.output", OUTPUT_CONVENTION.to_string()),
             ("japanim.trained", self.trained.to_string()),
@@ -181,6 +185,13 @@ impl ModelInfo {
                     bad(format!("japanim.outline_ink = {text:?} is not a whole number from 1 to 100"))
                 })?,
             },
+            antialias: flag("japanim.antialias")?,
+            margin: match meta.get("japanim.margin") {
+                None => 0,
+                Some(text) => text.parse::<u32>().ok().filter(|v| valid_margin(*v)).ok_or_else(|| {
+                    bad(format!("japanim.margin = {text:?} is not a multiple of 4 from 0 to {MAX_MARGIN}"))
+                })?,
+            },
         };
         Ok(Self {
             config,
@@ -188,6 +199,15 @@ impl ModelInfo {
             description: meta.get("japanim.description").cloned().unwrap_or_default(),
         })
     }
+}
+
+/// The largest margin a generator may ask for, in pixels.
+pub const MAX_MARGIN: u32 = 256;
+
+/// Whether `margin` is one a generator may have: a multiple of 4 (frames stay on the
+/// network's 4-px grid) up to [`MAX_MARGIN`].
+pub fn valid_margin(margin: u32) -> bool {
+    margin.is_multiple_of(4) && margin <= MAX_MARGIN
 }
 
 fn kind_of(dtype: Dtype) -> Option<Kind> {

@@ -42,6 +42,13 @@ pub struct TrainConfig {
     pub outlines: bool,
     /// The most ink an outline takes, in percent (1–100; 70 when unset).
     pub outline_ink: u8,
+    /// Generator anti-aliasing: a [1 2 1] blur before each stride-2 convolution and bilinear
+    /// doubling with `resize` upsampling, so the output follows sub-grid motion smoothly.
+    pub antialias: bool,
+    /// Generator margin: pixels of mirrored picture around each crop (and at inference each
+    /// frame) that the network runs on and that are cut off after, so the network's own edge
+    /// never falls in the picture; a multiple of 4 (0 when unset).
+    pub margin: u32,
     /// Discriminator width (32 in the original).
     pub disc_channels: i64,
     /// Side of the square training crops.
@@ -131,6 +138,8 @@ impl Default for TrainConfig {
             input_skip: false,
             outlines: false,
             outline_ink: crate::model::generator::DEFAULT_OUTLINE_INK,
+            antialias: false,
+            margin: 0,
             disc_channels: 32,
             crop: 256,
             batch: 8,
@@ -176,6 +185,8 @@ impl TrainConfig {
             input_skip: self.input_skip,
             outlines: self.outlines,
             outline_ink: self.outline_ink,
+            antialias: self.antialias,
+            margin: self.margin,
         }
     }
 
@@ -231,6 +242,10 @@ impl TrainConfig {
         }
         if !(1..=100).contains(&self.outline_ink) {
             return bad(format!("outline_ink {} must be a percentage from 1 to 100", self.outline_ink));
+        }
+        if !crate::model::weights::valid_margin(self.margin) {
+            let most = crate::model::weights::MAX_MARGIN;
+            return bad(format!("margin {} must be a multiple of 4 from 0 to {most}", self.margin));
         }
         if !(self.flat_threshold > 0.0 && self.flat_threshold.is_finite()) {
             return bad(format!("flat_threshold {} must be above 0", self.flat_threshold));

@@ -180,9 +180,17 @@ fn read_init(path: &Path, config: &TrainConfig) -> Result<Vec<u8>, TrainError> {
     let fail = |e: crate::model::weights::WeightsError| TrainError::Run(format!("init: {e}"));
     let bytes = crate::model::weights::read_file(path).map_err(fail)?;
     let info = crate::model::weights::info_of(&bytes, path).map_err(fail)?;
-    // Outlines have no weights: a run may draw them otherwise than the file it starts from.
+    // Outlines, anti-aliasing and the margin have no weights: a run may draw outlines,
+    // resample or frame the picture otherwise than the file it starts from.
     let wanted = config.generator();
-    if (GeneratorConfig { outlines: wanted.outlines, outline_ink: wanted.outline_ink, ..info.config }) != wanted {
+    let same_weights = GeneratorConfig {
+        outlines: wanted.outlines,
+        outline_ink: wanted.outline_ink,
+        antialias: wanted.antialias,
+        margin: wanted.margin,
+        ..info.config
+    };
+    if same_weights != wanted {
         return Err(TrainError::Run(format!(
             "init: {} is a generator with {}, but the configuration asks for {}",
             path.display(),
@@ -225,7 +233,7 @@ fn shared_generator_terms(
             config.temporal_motion,
             photo.device(),
         )?;
-        let term = temporal_loss(photo, fake, &motion, |x| nets.generator.forward(x))?;
+        let term = temporal_loss(photo, fake, &motion, |x| nets.generator.stylize(x))?;
         m.temporal = scalar(&term);
         loss = loss.f_add(&term.f_mul_scalar(config.temporal_weight)?)?;
     }
@@ -251,7 +259,7 @@ fn step(
     };
     let photo_features = tch::no_grad(|| vgg.features(&batch.photo))?;
     if pretrain {
-        let fake = nets.generator.forward(&batch.photo)?;
+        let fake = nets.generator.stylize(&batch.photo)?;
         let content = l1(&vgg.features(&fake)?, &photo_features)?;
         let mut loss = content.f_mul_scalar(config.content_weight)?;
         if config.pretrain_pixel_weight > 0.0 {
@@ -269,7 +277,7 @@ fn step(
     let zero = || Tensor::zeros([], (Kind::Float, batch.photo.device()));
     let (d_real, d_fake, d_smooth, d_loss) = if adversarial {
         // Discriminator: anime is real; generated and edge-smoothed anime are fake.
-        let fake = tch::no_grad(|| nets.generator.forward(&batch.photo))?;
+        let fake = tch::no_grad(|| nets.generator.stylize(&batch.photo))?;
         let d_real = bce_logits(&nets.discriminator.forward(&batch.anime)?, 1.0)?;
         let d_fake = bce_logits(&nets.discriminator.forward(&fake)?, 0.0)?;
         let d_smooth = bce_logits(&nets.discriminator.forward(&batch.smooth)?, 0.0)?;
@@ -280,7 +288,7 @@ fn step(
         (zero(), zero(), zero(), zero())
     };
     // Generator: fool D, keep the photo's content, take the anime's Gram statistics.
-    let fake = nets.generator.forward(&batch.photo)?;
+    let fake = nets.generator.stylize(&batch.photo)?;
     let g_adv = if adversarial { bce_logits(&nets.discriminator.forward(&fake)?, 1.0)? } else { zero() };
     let fake_features = vgg.features(&fake)?;
     let content = l1(&fake_features, &photo_features)?;
@@ -369,7 +377,7 @@ fn validate(
         for b in 0..batches {
             let batch = dataset.batch(Split::Val, b, config, device)?;
             let (photo, anime) = (batch.photo.f_to_kind(compute)?, batch.anime.f_to_kind(compute)?);
-            let fake = nets.generator.forward(&photo)?;
+            let fake = nets.generator.stylize(&photo)?;
             let fake_features = vgg.features(&fake)?;
             content += scalar(&l1(&fake_features, &vgg.features(&photo)?)?);
             style += scalar(&style_loss(vgg, &fake_features, &anime, style_gram)?);
@@ -409,7 +417,7 @@ fn sample_grid(
         .map(|p| data::load(p).map(|img| data::center_crop(&img, config.crop)))
         .collect::<Result<_, _>>()?;
     let input = data::to_tensor(&crops, config.crop, device)?.f_to_kind(compute)?;
-    let output = tch::no_grad(|| nets.generator.forward(&input))?;
+    let output = tch::no_grad(|| nets.generator.stylize(&input))?;
     let outputs = (0..crops.len() as i64).map(|i| to_u8(&output.f_get(i)?)).collect::<Result<Vec<_>, _>>()?;
     metrics::sample_grid(path, &crops, &outputs, config.crop)
 }

@@ -5,7 +5,8 @@
 use super::*;
 
 /// Halo of the exact strategy, in input pixels: one segment's receptive-field radius is at
-/// most 6 px (a stride-2 and a plain 3×3 convolution at quarter resolution), and regions must
+/// most 6 px (a stride-2 and a plain 3×3 convolution at quarter resolution; 8 when anti-aliased:
+/// the blur before the stride, or the bilinear doubling out of quarter resolution), and regions must
 /// start on multiples of 4 so that every resolution's grid lines up.
 pub const EXACT_HALO: i64 = 8;
 

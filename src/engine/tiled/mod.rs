@@ -12,7 +12,7 @@
 //! [`Generator::segment`]): each segment runs over every tile, its tile cores are stitched
 //! into a whole-frame activation, and the next InstanceNorm layer takes that activation's
 //! statistics. The result is the whole-frame forward's up to float rounding, at about the
-//! cost of one pass (halos of 8 px suffice, since one segment sees at most 6 px). The
+//! cost of one pass (halos of 8 px suffice, since one segment sees at most 6 px, 8 anti-aliased). The
 //! activations between segments are whole-frame: in memory, memory grows with the frame;
 //! `ExactOnDisk` (and `Exact` where they would crowd memory) keeps them in temporary files,
 //! so memory is bounded by the tile at the cost of writing and reading them
@@ -421,7 +421,7 @@ mod tests {
         });
         let x = Tensor::rand([1, 3, 24, 160], (Kind::Float, Device::Cpu)) * 2 - 1;
         let plain = tch::no_grad(|| g.forward(&x)).unwrap();
-        let halo = super::super::tiles::receptive_radius(1);
+        let halo = super::super::tiles::receptive_radius(1, false);
         let error = |norm| {
             let mut runner = TiledRunner::new(TileSettings { max_tile: 144, halo, feather: 0, batch: 2, norm });
             let y = tch::no_grad(|| runner.run(&g, &[x.shallow_clone()])).unwrap().remove(0);
@@ -441,14 +441,17 @@ mod tests {
         // Both upsampling layouts: the resize layer's nearest-neighbour step must line up
         // across tile boundaries as the transposed convolution's does.
         // With an input skip (its filter made random here), the filter runs on the whole frame,
-        // and so do the outlines.
+        // and so do the outlines. Anti-aliased, the blurs and bilinear doublings fill the halo
+        // exactly (8 px), so a halo one pixel short would show here.
         let layouts = [
-            (Upsampling::Transposed, false, false),
-            (Upsampling::Resize, false, false),
-            (Upsampling::Resize, true, false),
-            (Upsampling::Resize, true, true),
+            (Upsampling::Transposed, false, false, false),
+            (Upsampling::Resize, false, false, false),
+            (Upsampling::Resize, true, false, false),
+            (Upsampling::Resize, true, true, false),
+            (Upsampling::Resize, true, true, true),
+            (Upsampling::Transposed, false, false, true),
         ];
-        for (upsampling, input_skip, outlines) in layouts {
+        for (upsampling, input_skip, outlines, antialias) in layouts {
             let vs = tch::nn::VarStore::new(Device::Cpu);
             let config = GeneratorConfig {
                 base_channels: 4,
@@ -456,6 +459,7 @@ mod tests {
                 upsampling,
                 input_skip,
                 outlines,
+                antialias,
                 ..Default::default()
             };
             let g = crate::model::with_global_rng(|| Generator::new(&vs.root(), config));
