@@ -197,40 +197,39 @@ fn both_upsampling_layouts_round_trip_and_old_files_load_as_transposed() {
 }
 
 #[test]
-fn anti_aliasing_round_trips_and_old_files_load_without_it() {
+fn anti_aliasing_and_reflect_padding_round_trip_and_old_files_load_without_them() {
     let dir = tempfile::tempdir().unwrap();
     let input = frame(40, 24);
-    let config = GeneratorConfig {
-        base_channels: 4,
-        residual_blocks: 2,
-        upsampling: Upsampling::Resize,
-        antialias: true,
-        ..Default::default()
-    };
-    let path = dir.path().join("aa.safetensors");
-    let model = StyleModel::init(config, 3, "test");
-    model.save(StoredPrecision::F32, &path).unwrap();
-    let before = stylize(model, &input);
-    let loaded = load(&path).unwrap();
-    assert_eq!(loaded.info().config, config);
-    assert!(loaded.info().config.to_string().ends_with(", anti-aliased"), "{}", loaded.info().config);
-    assert_eq!(stylize(loaded, &input), before);
-    // The same weights without anti-aliasing (it has no tensors): a file written before the
-    // key existed is the plain layout, and resamples differently.
-    let bytes = std::fs::read(&path).unwrap();
-    let old_path = dir.path().join("old.safetensors");
-    std::fs::write(&old_path, with_header(&bytes, |h| h.replace("\"japanim.antialias\"", "\"japanim.note\""))).unwrap();
-    let old = load(&old_path).unwrap();
-    assert_eq!(old.info().config, GeneratorConfig { antialias: false, ..config });
-    assert_ne!(stylize(old, &input), before);
-    let bad_path = dir.path().join("bad.safetensors");
-    std::fs::write(
-        &bad_path,
-        with_header(&bytes, |h| h.replace("\"japanim.antialias\":\"true\"", "\"japanim.antialias\":\"1\"")),
-    )
-    .unwrap();
-    let err = load(&bad_path).err().unwrap().to_string();
-    assert!(err.contains("japanim.antialias = \"1\" is not true or false"), "{err}");
+    let base =
+        GeneratorConfig { base_channels: 4, residual_blocks: 2, upsampling: Upsampling::Resize, ..Default::default() };
+    let options = [
+        ("antialias", GeneratorConfig { antialias: true, ..base }, ", anti-aliased"),
+        ("reflect_padding", GeneratorConfig { reflect_padding: true, ..base }, ", reflect padding"),
+    ];
+    for (key, config, shown) in options {
+        let path = dir.path().join(format!("{key}.safetensors"));
+        let model = StyleModel::init(config, 3, "test");
+        model.save(StoredPrecision::F32, &path).unwrap();
+        let before = stylize(model, &input);
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.info().config, config);
+        assert!(loaded.info().config.to_string().ends_with(shown), "{}", loaded.info().config);
+        assert_eq!(stylize(loaded, &input), before);
+        // The same weights without the key (neither option has tensors): a file written
+        // before it existed is the plain layout, and computes differently.
+        let bytes = std::fs::read(&path).unwrap();
+        let old_path = dir.path().join(format!("old-{key}.safetensors"));
+        let quoted = format!("\"japanim.{key}\"");
+        std::fs::write(&old_path, with_header(&bytes, |h| h.replace(&quoted, "\"japanim.note\""))).unwrap();
+        let old = load(&old_path).unwrap();
+        assert_eq!(old.info().config, base, "{key}");
+        assert_ne!(stylize(old, &input), before, "{key}");
+        let bad_path = dir.path().join(format!("bad-{key}.safetensors"));
+        let (on, one) = (format!("{quoted}:\"true\""), format!("{quoted}:\"1\""));
+        std::fs::write(&bad_path, with_header(&bytes, |h| h.replace(&on, &one))).unwrap();
+        let err = load(&bad_path).err().unwrap().to_string();
+        assert!(err.contains(&format!("japanim.{key} = \"1\" is not true or false")), "{err}");
+    }
 }
 
 /// `frame` extended by `margin` px of its mirror image on every side (reflection about the
@@ -434,6 +433,7 @@ fn outlines_only_darken_and_fall_on_the_dark_side_of_edges() {
         outline_ink: 45,
         antialias: false,
         margin: 0,
+        reflect_padding: false,
     };
     let path = dir.path().join("lines.safetensors");
     StyleModel::init(config, 3, "test").save(StoredPrecision::F32, &path).unwrap();

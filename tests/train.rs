@@ -339,6 +339,7 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
             outline_ink: 45,
             antialias: input_skip,
             margin: if input_skip { 8 } else { 0 },
+            reflect_padding: input_skip,
             style_target: train::config::StyleTarget::Mean,
             adversarial_weight,
             ..tiny_config(&vgg_file(dir.path()))
@@ -377,6 +378,7 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
         assert_eq!((loaded.info().config.outlines, loaded.info().config.outline_ink), (input_skip, 45));
         assert_eq!(loaded.info().config.antialias, input_skip);
         assert_eq!(loaded.info().config.margin, if input_skip { 8 } else { 0 });
+        assert_eq!(loaded.info().config.reflect_padding, input_skip);
     }
 }
 
@@ -420,8 +422,8 @@ fn a_run_can_start_from_a_model_of_its_layout_and_refuses_another() {
 
     // One step at a vanishing learning rate from `start` keeps its weights; the same step from
     // a fresh initialisation (another seed) does not.
-    // Outlines and anti-aliasing have no weights: a run may draw and resample otherwise than
-    // the file it starts from.
+    // Outlines, anti-aliasing, the margin and the padding have no weights: a run may draw,
+    // resample, frame and pad otherwise than the file it starts from.
     let still = TrainConfig {
         lr_g: 1e-12,
         init: Some(start.clone()),
@@ -430,6 +432,7 @@ fn a_run_can_start_from_a_model_of_its_layout_and_refuses_another() {
         outline_ink: 45,
         antialias: true,
         margin: 8,
+        reflect_padding: true,
         ..pretrain_only.clone()
     };
     let fresh = TrainConfig { init: None, ..still.clone() };

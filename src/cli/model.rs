@@ -77,6 +77,9 @@ pub struct ModelInitArgs {
     /// multiple of 4): the network's edge stays outside the picture.
     #[arg(long, default_value_t = 0)]
     pub margin: u32,
+    /// Pad the 3×3 convolutions by reflection instead of with zeros.
+    #[arg(long)]
+    pub reflect_padding: bool,
     /// Random seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -117,6 +120,7 @@ fn init(args: ModelInitArgs) -> Result<()> {
         outline_ink: args.outline_ink,
         antialias: args.antialias,
         margin: args.margin,
+        reflect_padding: args.reflect_padding,
     };
     if !japanim::model::weights::valid_margin(config.margin) {
         anyhow::bail!(

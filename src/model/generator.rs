@@ -46,6 +46,8 @@
 //! mirror image before the network, and the margin is cut off after
 //! ([`Generator::stylize`]; the engine does the same for whole and tiled frames): the
 //! network's edge is outside the picture, where training never looks either.
+//! `reflect_padding` goes further: the 3×3 convolutions (but a transposed one) pad by
+//! reflection, so no layer sees a zero border that tells it where the frame ends.
 //!
 //! The input skip is a choice too. InstanceNorm right after `conv_in` removes each feature's
 //! mean and scale, so the original network is blind to its input's absolute colour: any
@@ -138,6 +140,10 @@ pub struct GeneratorConfig {
     /// (a multiple of 4; see [`Generator::stylize`]); 0 in the original layout.
     #[serde(default)]
     pub margin: u32,
+    /// Whether the 3×3 convolutions pad by reflection instead of with zeros (see the module
+    /// documentation); off in the original layout. No weights of its own.
+    #[serde(default)]
+    pub reflect_padding: bool,
 }
 
 fn default_outline_ink() -> u8 {
@@ -159,12 +165,13 @@ impl Default for GeneratorConfig {
             outline_ink: DEFAULT_OUTLINE_INK,
             antialias: false,
             margin: 0,
+            reflect_padding: false,
         }
     }
 }
 
 /// "32 base channels, 4 residual blocks, resize upsampling, input skip, outlines" (or "no
-/// input skip"; outlines, anti-aliasing and a margin are named only when on).
+/// input skip"; outlines, anti-aliasing, a margin and reflect padding are named only when on).
 impl std::fmt::Display for GeneratorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -178,6 +185,9 @@ impl std::fmt::Display for GeneratorConfig {
         }
         if self.margin > 0 {
             write!(f, ", margin {} px", self.margin)?;
+        }
+        if self.reflect_padding {
+            write!(f, ", reflect padding")?;
         }
         if self.outlines {
             write!(f, ", outlines")?;
@@ -282,7 +292,7 @@ enum Upsample {
 }
 
 impl Upsample {
-    fn new(p: &nn::Path, cin: i64, cout: i64, upsampling: Upsampling, antialias: bool) -> Self {
+    fn new(p: &nn::Path, cin: i64, cout: i64, upsampling: Upsampling, (antialias, reflect): (bool, bool)) -> Self {
         match upsampling {
             Upsampling::Transposed => {
                 let config = nn::ConvTransposeConfig { stride: 2, padding: 1, output_padding: 1, ..Default::default() };
@@ -291,7 +301,7 @@ impl Upsample {
                 Upsample::Transposed { weight: deconv.ws, bias }
             }
             Upsampling::Resize => {
-                Upsample::Resize { conv: Conv::new(p / "resize_conv", cin, cout, 3, 1, false), bilinear: antialias }
+                Upsample::Resize { conv: Conv::new(p / "resize_conv", cin, cout, 3, 1, reflect), bilinear: antialias }
             }
         }
     }
@@ -438,13 +448,14 @@ impl Generator {
     /// Creates the layers under `p`, freshly initialised; load weights into the store after.
     pub fn new(p: &nn::Path, config: GeneratorConfig) -> Self {
         let c = config.base_channels;
+        let reflect = config.reflect_padding;
         let down = (0..2)
             .map(|i| {
                 let (cin, cout) = (c << i, c << (i + 1));
                 let b = p / "down" / i;
                 DownBlock {
-                    conv_s2: Conv::new(&b / "conv_s2", cin, cout, 3, 2, false),
-                    conv: Conv::new(&b / "conv", cout, cout, 3, 1, false),
+                    conv_s2: Conv::new(&b / "conv_s2", cin, cout, 3, 2, reflect),
+                    conv: Conv::new(&b / "conv", cout, cout, 3, 1, reflect),
                     norm: InstanceNorm::new(&b / "norm", cout),
                     blur: config.antialias,
                 }
@@ -454,9 +465,9 @@ impl Generator {
             .map(|i| {
                 let b = p / "res" / i;
                 ResBlock {
-                    conv1: Conv::new(&b / "conv1", 4 * c, 4 * c, 3, 1, false),
+                    conv1: Conv::new(&b / "conv1", 4 * c, 4 * c, 3, 1, reflect),
                     norm1: InstanceNorm::new(&b / "norm1", 4 * c),
-                    conv2: Conv::new(&b / "conv2", 4 * c, 4 * c, 3, 1, false),
+                    conv2: Conv::new(&b / "conv2", 4 * c, 4 * c, 3, 1, reflect),
                     norm2: InstanceNorm::new(&b / "norm2", 4 * c),
                 }
             })
@@ -466,8 +477,8 @@ impl Generator {
                 let (cin, cout) = (c << (2 - i), c << (1 - i));
                 let b = p / "up" / i;
                 UpBlock {
-                    upsample: Upsample::new(&b, cin, cout, config.upsampling, config.antialias),
-                    conv: Conv::new(&b / "conv", cout, cout, 3, 1, false),
+                    upsample: Upsample::new(&b, cin, cout, config.upsampling, (config.antialias, reflect)),
+                    conv: Conv::new(&b / "conv", cout, cout, 3, 1, reflect),
                     norm: InstanceNorm::new(&b / "norm", cout),
                 }
             })

@@ -8,7 +8,7 @@
 //!   (`true` or `false`; absent is `false`), `japanim.outline_ink` (the most ink an outline
 //!   takes, percent 1–100; absent is 70), `japanim.antialias` (`true` or `false`; absent is
 //!   `false`), `japanim.margin` (mirrored pixels around the frame, a multiple of 4 up to 256;
-//!   absent is 0)
+//!   absent is 0), `japanim.reflect_padding` (`true` or `false`; absent is `false`)
 //! - `japanim.input` / `japanim.output`: the value convention (RGB, NCHW, [-1, 1])
 //! - `japanim.trained`: `true` for a trained model, `false` for random initialisation
 //! - `japanim.description`: free text (how it was made)
@@ -132,6 +132,7 @@ impl ModelInfo {
             ("japanim.outline_ink", self.config.outline_ink.to_string()),
             ("japanim.antialias", self.config.antialias.to_string()),
             ("japanim.margin", self.config.margin.to_string()),
+            ("japanim.reflect_padding", self.config.reflect_padding.to_string()),
             ("japanim.input", INPUT_CONVENTION.to_string()),
             ("japanim.output", OUTPUT_CONVENTION.to_string()),
             ("japanim.trained", self.trained.to_string()),
@@ -192,6 +193,7 @@ impl ModelInfo {
                     bad(format!("japanim.margin = {text:?} is not a multiple of 4 from 0 to {MAX_MARGIN}"))
                 })?,
             },
+            reflect_padding: flag("japanim.reflect_padding")?,
         };
         Ok(Self {
             config,

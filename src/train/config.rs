@@ -49,6 +49,9 @@ pub struct TrainConfig {
     /// frame) that the network runs on and that are cut off after, so the network's own edge
     /// never falls in the picture; a multiple of 4 (0 when unset).
     pub margin: u32,
+    /// Generator 3×3 convolutions pad by reflection instead of with zeros (no zero border
+    /// tells the network where the picture ends).
+    pub reflect_padding: bool,
     /// Discriminator width (32 in the original).
     pub disc_channels: i64,
     /// Side of the square training crops.
@@ -140,6 +143,7 @@ impl Default for TrainConfig {
             outline_ink: crate::model::generator::DEFAULT_OUTLINE_INK,
             antialias: false,
             margin: 0,
+            reflect_padding: false,
             disc_channels: 32,
             crop: 256,
             batch: 8,
@@ -187,6 +191,7 @@ impl TrainConfig {
             outline_ink: self.outline_ink,
             antialias: self.antialias,
             margin: self.margin,
+            reflect_padding: self.reflect_padding,
         }
     }
 

@@ -180,14 +180,15 @@ fn read_init(path: &Path, config: &TrainConfig) -> Result<Vec<u8>, TrainError> {
     let fail = |e: crate::model::weights::WeightsError| TrainError::Run(format!("init: {e}"));
     let bytes = crate::model::weights::read_file(path).map_err(fail)?;
     let info = crate::model::weights::info_of(&bytes, path).map_err(fail)?;
-    // Outlines, anti-aliasing and the margin have no weights: a run may draw outlines,
-    // resample or frame the picture otherwise than the file it starts from.
+    // Outlines, anti-aliasing, the margin and the padding have no weights: a run may draw
+    // outlines, resample, frame or pad the picture otherwise than the file it starts from.
     let wanted = config.generator();
     let same_weights = GeneratorConfig {
         outlines: wanted.outlines,
         outline_ink: wanted.outline_ink,
         antialias: wanted.antialias,
         margin: wanted.margin,
+        reflect_padding: wanted.reflect_padding,
         ..info.config
     };
     if same_weights != wanted {

@@ -451,7 +451,9 @@ mod tests {
             (Upsampling::Resize, true, true, true),
             (Upsampling::Transposed, false, false, true),
         ];
-        for (upsampling, input_skip, outlines, antialias) in layouts {
+        // And every layout padding by reflection (edge tiles reflect where the frame does).
+        let layouts = layouts.into_iter().flat_map(|l| [(l, false), (l, true)]);
+        for ((upsampling, input_skip, outlines, antialias), reflect_padding) in layouts {
             let vs = tch::nn::VarStore::new(Device::Cpu);
             let config = GeneratorConfig {
                 base_channels: 4,
@@ -460,6 +462,7 @@ mod tests {
                 input_skip,
                 outlines,
                 antialias,
+                reflect_padding,
                 ..Default::default()
             };
             let g = crate::model::with_global_rng(|| Generator::new(&vs.root(), config));
