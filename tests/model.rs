@@ -151,6 +151,14 @@ fn with_header(bytes: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
     patched
 }
 
+/// A copy of the weights file `source`, named `name` beside it, with `from` replaced by `to`
+/// in its JSON header.
+fn edited_copy(source: &Path, name: &str, from: &str, to: &str) -> std::path::PathBuf {
+    let path = source.with_file_name(name);
+    std::fs::write(&path, with_header(&std::fs::read(source).unwrap(), |h| h.replace(from, to))).unwrap();
+    path
+}
+
 #[test]
 fn both_upsampling_layouts_round_trip_and_old_files_load_as_transposed() {
     let dir = tempfile::tempdir().unwrap();
@@ -185,13 +193,11 @@ fn both_upsampling_layouts_round_trip_and_old_files_load_as_transposed() {
     assert_eq!(stylize(loaded, &input), outputs[0]);
 
     // An unknown layout, and resize weights claimed to be transposed, are refused by name.
-    let resize = std::fs::read(dir.path().join("resize.safetensors")).unwrap();
-    let unknown = dir.path().join("unknown.safetensors");
-    std::fs::write(&unknown, with_header(&resize, |h| h.replace("\"resize\"", "\"bicubic\""))).unwrap();
+    let resize = dir.path().join("resize.safetensors");
+    let unknown = edited_copy(&resize, "unknown.safetensors", "\"resize\"", "\"bicubic\"");
     let err = load(&unknown).err().unwrap().to_string();
     assert!(err.contains("upsampling 'bicubic' is not one of transposed, resize"), "{err}");
-    let mislabelled = dir.path().join("mislabelled.safetensors");
-    std::fs::write(&mislabelled, with_header(&resize, |h| h.replace("\"resize\"", "\"transposed\""))).unwrap();
+    let mislabelled = edited_copy(&resize, "mislabelled.safetensors", "\"resize\"", "\"transposed\"");
     let err = load(&mislabelled).err().unwrap().to_string();
     assert!(err.contains("resize_conv") || err.contains("deconv"), "{err}");
 }
@@ -217,16 +223,13 @@ fn anti_aliasing_and_reflect_padding_round_trip_and_old_files_load_without_them(
         assert_eq!(stylize(loaded, &input), before);
         // The same weights without the key (neither option has tensors): a file written
         // before it existed is the plain layout, and computes differently.
-        let bytes = std::fs::read(&path).unwrap();
-        let old_path = dir.path().join(format!("old-{key}.safetensors"));
         let quoted = format!("\"japanim.{key}\"");
-        std::fs::write(&old_path, with_header(&bytes, |h| h.replace(&quoted, "\"japanim.note\""))).unwrap();
+        let old_path = edited_copy(&path, &format!("old-{key}.safetensors"), &quoted, "\"japanim.note\"");
         let old = load(&old_path).unwrap();
         assert_eq!(old.info().config, base, "{key}");
         assert_ne!(stylize(old, &input), before, "{key}");
-        let bad_path = dir.path().join(format!("bad-{key}.safetensors"));
         let (on, one) = (format!("{quoted}:\"true\""), format!("{quoted}:\"1\""));
-        std::fs::write(&bad_path, with_header(&bytes, |h| h.replace(&on, &one))).unwrap();
+        let bad_path = edited_copy(&path, &format!("bad-{key}.safetensors"), &on, &one);
         let err = load(&bad_path).err().unwrap().to_string();
         assert!(err.contains(&format!("japanim.{key} = \"1\" is not true or false")), "{err}");
     }
@@ -279,9 +282,7 @@ fn a_margin_is_the_mirrored_frame_cut_back_whole_or_tiled() {
 
     // The same weights without the key (a file from before it): margin 0. Run on the mirrored
     // frame and cut back, they give the margin's output exactly.
-    let bytes = std::fs::read(&path).unwrap();
-    let old_path = dir.path().join("old.safetensors");
-    std::fs::write(&old_path, with_header(&bytes, |h| h.replace("\"japanim.margin\"", "\"japanim.note\""))).unwrap();
+    let old_path = edited_copy(&path, "old.safetensors", "\"japanim.margin\"", "\"japanim.note\"");
     let old = load(&old_path).unwrap();
     assert_eq!(old.info().config.margin, 0);
     let padded = mirrored(&input, 8);
@@ -313,12 +314,7 @@ fn a_margin_is_the_mirrored_frame_cut_back_whole_or_tiled() {
     let small = frame(4, 4);
     assert_eq!(stylize(load(&path).unwrap(), &small).len(), small.data.len());
 
-    let bad_path = dir.path().join("bad.safetensors");
-    std::fs::write(
-        &bad_path,
-        with_header(&bytes, |h| h.replace("\"japanim.margin\":\"8\"", "\"japanim.margin\":\"6\"")),
-    )
-    .unwrap();
+    let bad_path = edited_copy(&path, "bad.safetensors", "\"japanim.margin\":\"8\"", "\"japanim.margin\":\"6\"");
     let err = load(&bad_path).err().unwrap().to_string();
     assert!(err.contains("japanim.margin = \"6\" is not a multiple of 4 from 0 to 256"), "{err}");
 }
@@ -398,21 +394,11 @@ fn the_input_skip_round_trips_and_makes_the_output_see_the_input_colour() {
     assert!(worst(&seeing.0, &seeing.1) > 20, "with the skip the tint shows");
 
     // A file claiming a skip it does not hold, or holding one it does not claim, is refused.
-    let bytes = std::fs::read(&path).unwrap();
-    let unclaimed = dir.path().join("unclaimed.safetensors");
-    std::fs::write(
-        &unclaimed,
-        with_header(&bytes, |h| h.replace("\"japanim.input_skip\":\"true\"", "\"japanim.input_skip\":\"false\"")),
-    )
-    .unwrap();
+    let claimed = "\"japanim.input_skip\":\"true\"";
+    let unclaimed = edited_copy(&path, "unclaimed.safetensors", claimed, "\"japanim.input_skip\":\"false\"");
     let err = load(&unclaimed).err().unwrap().to_string();
     assert!(err.contains("unexpected tensor input_skip.") && err.contains("no input skip"), "{err}");
-    let odd = dir.path().join("odd.safetensors");
-    std::fs::write(
-        &odd,
-        with_header(&bytes, |h| h.replace("\"japanim.input_skip\":\"true\"", "\"japanim.input_skip\":\"yes\"")),
-    )
-    .unwrap();
+    let odd = edited_copy(&path, "odd.safetensors", claimed, "\"japanim.input_skip\":\"yes\"");
     let err = load(&odd).err().unwrap().to_string();
     assert!(err.contains("japanim.input_skip = \"yes\" is not true or false"), "{err}");
 }
@@ -441,13 +427,8 @@ fn outlines_only_darken_and_fall_on_the_dark_side_of_edges() {
     assert_eq!(loaded.info().config, config);
     let lined = stylize(loaded, &input);
     // The same weights without outlines (they have no tensors): only the metadata differs.
-    let plain_path = dir.path().join("plain.safetensors");
-    let bytes = std::fs::read(&path).unwrap();
-    std::fs::write(
-        &plain_path,
-        with_header(&bytes, |h| h.replace("\"japanim.outlines\":\"true\"", "\"japanim.outlines\":\"false\"")),
-    )
-    .unwrap();
+    let plain_path =
+        edited_copy(&path, "plain.safetensors", "\"japanim.outlines\":\"true\"", "\"japanim.outlines\":\"false\"");
     let plain_model = load(&plain_path).unwrap();
     assert!(!plain_model.info().config.outlines);
     let plain = stylize(plain_model, &input);
@@ -464,9 +445,7 @@ fn outlines_only_darken_and_fall_on_the_dark_side_of_edges() {
 
     // The ink is capped at the file's outline_ink: the same weights at 70 % (what a file
     // without the key means) draw the line darker, and no pixel keeps less than 30 % of it.
-    let heavy_path = dir.path().join("heavy.safetensors");
-    std::fs::write(&heavy_path, with_header(&bytes, |h| h.replace("\"japanim.outline_ink\"", "\"japanim.note\"")))
-        .unwrap();
+    let heavy_path = edited_copy(&path, "heavy.safetensors", "\"japanim.outline_ink\"", "\"japanim.note\"");
     let heavy_model = load(&heavy_path).unwrap();
     assert_eq!(heavy_model.info().config.outline_ink, 70, "a file without the key is 70");
     let heavy = stylize(heavy_model, &input);
