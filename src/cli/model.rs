@@ -122,11 +122,11 @@ fn init(args: ModelInitArgs) -> Result<()> {
         margin: args.margin,
         reflect_padding: args.reflect_padding,
     };
-    if !japanim::model::weights::valid_margin(config.margin) {
+    if !japanim::model::generator::valid_margin(config.margin) {
         anyhow::bail!(
             "--margin {} must be a multiple of 4 from 0 to {}",
             config.margin,
-            japanim::model::weights::MAX_MARGIN
+            japanim::model::generator::MAX_MARGIN
         );
     }
     let description = format!("untrained: random initialisation, seed {}, by `japanim model init`", args.seed);

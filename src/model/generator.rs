@@ -156,6 +156,15 @@ fn default_outline_ink() -> u8 {
 /// of the colour under it.
 pub const DEFAULT_OUTLINE_INK: u8 = 70;
 
+/// The largest margin a generator may ask for, in pixels.
+pub const MAX_MARGIN: u32 = 256;
+
+/// Whether `margin` is one a generator may have: a multiple of 4 (frames stay on the
+/// network's 4-px grid) up to [`MAX_MARGIN`].
+pub fn valid_margin(margin: u32) -> bool {
+    margin.is_multiple_of(4) && margin <= MAX_MARGIN
+}
+
 impl Default for GeneratorConfig {
     fn default() -> Self {
         Self {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use tch::{nn::VarStore, Kind, Tensor};
 
-use super::generator::{GeneratorConfig, DEFAULT_OUTLINE_INK};
+use super::generator::{valid_margin, GeneratorConfig, DEFAULT_OUTLINE_INK, MAX_MARGIN};
 
 const FORMAT: &str = "cartoongan-generator";
 const FORMAT_VERSION: &str = "1";
@@ -201,15 +201,6 @@ impl ModelInfo {
             description: meta.get("japanim.description").cloned().unwrap_or_default(),
         })
     }
-}
-
-/// The largest margin a generator may ask for, in pixels.
-pub const MAX_MARGIN: u32 = 256;
-
-/// Whether `margin` is one a generator may have: a multiple of 4 (frames stay on the
-/// network's 4-px grid) up to [`MAX_MARGIN`].
-pub fn valid_margin(margin: u32) -> bool {
-    margin.is_multiple_of(4) && margin <= MAX_MARGIN
 }
 
 fn kind_of(dtype: Dtype) -> Option<Kind> {

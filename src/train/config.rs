@@ -248,8 +248,8 @@ impl TrainConfig {
         if !(1..=100).contains(&self.outline_ink) {
             return bad(format!("outline_ink {} must be a percentage from 1 to 100", self.outline_ink));
         }
-        if !crate::model::weights::valid_margin(self.margin) {
-            let most = crate::model::weights::MAX_MARGIN;
+        if !crate::model::generator::valid_margin(self.margin) {
+            let most = crate::model::generator::MAX_MARGIN;
             return bad(format!("margin {} must be a multiple of 4 from 0 to {most}", self.margin));
         }
         if !(self.flat_threshold > 0.0 && self.flat_threshold.is_finite()) {
