@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 use crate::engine::Engine;
-use crate::io::image::{list_images, read_rgb};
+use crate::io::image::{list_images, read_scaled};
 use crate::look::{self, TemporalFigures};
 use crate::model::vgg::{gram, Vgg};
 use crate::model::StyleModel;
@@ -63,18 +63,12 @@ pub struct EvalReport {
     pub models: Vec<(PathBuf, EvalFigures)>,
 }
 
-/// Reads an image scaled so the longer side is at most `max_side` (keeping the aspect, Triangle
-/// filter), as a frame: how `eval` sees photos and style images.
+/// Reads an image scaled so the longer side is at most `max_side` ([`read_scaled`]), as a
+/// frame: how `eval` sees photos and style images.
 pub fn load_scaled(path: &Path, max_side: u32) -> Result<crate::frame::Frame, Error> {
-    let img = read_rgb(path)?;
+    let img = read_scaled(path, max_side)?;
     let (width, height) = img.dimensions();
-    let longest = width.max(height);
-    if longest <= max_side {
-        return Ok(crate::frame::Frame { width, height, data: img.into_raw(), pts: None, index: 0 });
-    }
-    let (w, h) = ((width * max_side / longest).max(1), (height * max_side / longest).max(1));
-    let small = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
-    Ok(crate::frame::Frame { width: w, height: h, data: small.into_raw(), pts: None, index: 0 })
+    Ok(crate::frame::Frame { width, height, data: img.into_raw(), pts: None, index: 0 })
 }
 
 /// A frame as the 1×3×H×W f32 tensor in [-1, 1] the networks take.

@@ -235,6 +235,45 @@ fn anti_aliasing_and_reflect_padding_round_trip_and_old_files_load_without_them(
     }
 }
 
+#[test]
+fn a_detail_path_starts_as_the_network_without_it_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = frame(40, 24);
+    let base = GeneratorConfig {
+        base_channels: 4,
+        residual_blocks: 2,
+        upsampling: Upsampling::Resize,
+        input_skip: true,
+        outlines: true,
+        ..Default::default()
+    };
+    let config = GeneratorConfig { detail_channels: 6, ..base };
+    // Made after every other layer, with its last convolution at zero: the same seed gives the
+    // same network, and the path adds nothing until trained.
+    let without = stylize(StyleModel::init(base, 3, "test"), &input);
+    let model = StyleModel::init(config, 3, "test");
+    let path = dir.path().join("detail.safetensors");
+    model.save(StoredPrecision::F32, &path).unwrap();
+    assert_eq!(stylize(model, &input), without);
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded.info().config, config);
+    assert!(loaded.info().config.to_string().contains(", detail path of 6 channels"), "{}", loaded.info().config);
+    assert_eq!(stylize(loaded, &input), without);
+    assert!(config.macs_per_pixel() > base.macs_per_pixel());
+    // Without the key, the file's detail tensors belong to no layout it names.
+    let old_path = edited_copy(&path, "old.safetensors", "\"japanim.detail_channels\"", "\"japanim.note\"");
+    let err = load(&old_path).err().unwrap().to_string();
+    assert!(err.contains("detail.0.") && err.contains("old.safetensors"), "{err}");
+    let bad_path = edited_copy(
+        &path,
+        "bad.safetensors",
+        "\"japanim.detail_channels\":\"6\"",
+        "\"japanim.detail_channels\":\"300\"",
+    );
+    let err = load(&bad_path).err().unwrap().to_string();
+    assert!(err.contains("japanim.detail_channels = \"300\" is not a whole number from 0 to 256"), "{err}");
+}
+
 /// `frame` extended by `margin` px of its mirror image on every side (reflection about the
 /// edge pixels, as torch's reflection padding); `margin` below each side.
 fn mirrored(frame: &Frame, margin: u32) -> Frame {
@@ -420,6 +459,7 @@ fn outlines_only_darken_and_fall_on_the_dark_side_of_edges() {
         antialias: false,
         margin: 0,
         reflect_padding: false,
+        detail_channels: 0,
     };
     let path = dir.path().join("lines.safetensors");
     StyleModel::init(config, 3, "test").save(StoredPrecision::F32, &path).unwrap();

@@ -340,6 +340,7 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
             antialias: input_skip,
             margin: if input_skip { 8 } else { 0 },
             reflect_padding: input_skip,
+            detail_channels: if input_skip { 4 } else { 0 },
             style_target: train::config::StyleTarget::Mean,
             adversarial_weight,
             ..tiny_config(&vgg_file(dir.path()))
@@ -379,6 +380,7 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
         assert_eq!(loaded.info().config.antialias, input_skip);
         assert_eq!(loaded.info().config.margin, if input_skip { 8 } else { 0 });
         assert_eq!(loaded.info().config.reflect_padding, input_skip);
+        assert_eq!(loaded.info().config.detail_channels, if input_skip { 4 } else { 0 });
     }
 }
 
@@ -436,6 +438,11 @@ fn a_run_can_start_from_a_model_of_its_layout_and_refuses_another() {
         ..pretrain_only.clone()
     };
     let fresh = TrainConfig { init: None, ..still.clone() };
+    // A detail path the file lacks starts at zero; everything else comes from the file.
+    let detailed = TrainConfig { detail_channels: 4, ..still.clone() };
+    train::train(&options(&data, &dir.path().join("e"), Some(detailed), false, Some(1))).unwrap();
+    let with_detail = dir.path().join("e.safetensors");
+    train::export(&dir.path().join("e"), &with_detail, japanim::model::StoredPrecision::F32, false).unwrap();
     for (name, config) in [("b", still), ("c", fresh)] {
         train::train(&options(&data, &dir.path().join(name), Some(config), false, Some(1))).unwrap();
         train::export(
@@ -460,6 +467,17 @@ fn a_run_can_start_from_a_model_of_its_layout_and_refuses_another() {
             .fold(0.0, f32::max)
     };
     assert!(max_difference("b.safetensors") < 1e-6, "{}", max_difference("b.safetensors"));
+    let (plain, detailed) = (tensors(&start), tensors(&with_detail));
+    assert_eq!(detailed.len(), plain.len() + 6, "three convolutions' weights and biases");
+    let floats = |bytes: &[u8]| bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
+    for (name, _, bytes) in &detailed {
+        let values = floats(bytes);
+        match plain.iter().find(|p| &p.0 == name) {
+            Some(p) => assert!(floats(&p.2).iter().zip(&values).all(|(a, b)| (a - b).abs() < 1e-6), "{name}"),
+            None if name.starts_with("detail.2.") => assert!(values.iter().all(|v| v.abs() < 1e-6), "{name}"),
+            None => assert!(name.starts_with("detail."), "{name}"),
+        }
+    }
     assert!(max_difference("c.safetensors") > 1e-2, "{}", max_difference("c.safetensors"));
 
     let wider = TrainConfig { base_channels: 8, init: Some(start.clone()), ..pretrain_only };
@@ -469,4 +487,46 @@ fn a_run_can_start_from_a_model_of_its_layout_and_refuses_another() {
         "{err}"
     );
     assert!(!dir.path().join("d").exists());
+}
+
+#[test]
+fn a_set_style_target_is_the_mean_gram_of_whole_images_from_a_folder_or_the_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data);
+    let base = TrainConfig {
+        pretrain_epochs: 0,
+        style_target: train::config::StyleTarget::Set,
+        ..tiny_config(&vgg_file(dir.path()))
+    };
+    let first_style = |run: &str, config: TrainConfig| -> f64 {
+        let run = dir.path().join(run);
+        train::train(&options(&data, &run, Some(config), false, Some(1))).unwrap();
+        let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+        let column = header.iter().position(|h| *h == "style").unwrap();
+        metrics.lines().nth(1).unwrap().split(',').nth(column).unwrap().parse().unwrap()
+    };
+    // The dataset's anime crops whole (36², not the 32² training crop), or the same images
+    // read from a folder as `eval` reads a style set: one target, one loss.
+    let from_dataset = first_style("dataset", base.clone());
+    let folder = TrainConfig { style_images: Some(data.join("anime/train")), ..base.clone() };
+    let from_folder = first_style("folder", folder);
+    assert!((from_dataset - from_folder).abs() <= 1e-5 * from_dataset, "{from_dataset} vs {from_folder}");
+    // Another folder, another target.
+    let photos = TrainConfig { style_images: Some(data.join("photo/train")), ..base.clone() };
+    let from_photos = first_style("photos", photos);
+    assert!((from_photos - from_dataset).abs() > 1e-3 * from_dataset, "{from_photos} vs {from_dataset}");
+    let centre_crops = TrainConfig { style_target: train::config::StyleTarget::Mean, ..base.clone() };
+    let from_crops = first_style("crops", centre_crops);
+    assert!((from_crops - from_dataset).abs() > 1e-4 * from_dataset, "{from_crops} vs {from_dataset}");
+
+    // A folder with no images stops the run before its folder is made.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let run = dir.path().join("none");
+    let config = TrainConfig { style_images: Some(empty.clone()), ..base };
+    let err = train::train(&options(&data, &run, Some(config), false, None)).err().unwrap().to_string();
+    assert!(err.contains(&format!("style_images {}: no images", empty.display())), "{err}");
+    assert!(!run.exists());
 }

@@ -80,6 +80,11 @@ pub struct ModelInitArgs {
     /// Pad the 3×3 convolutions by reflection instead of with zeros.
     #[arg(long)]
     pub reflect_padding: bool,
+    /// Channels of a full-resolution detail path (three 3×3 convolutions on the input, its
+    /// surface and the network's result, added to it; 0: none).
+    #[arg(long, default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(japanim::model::generator::MAX_DETAIL_CHANNELS)))]
+    pub detail_channels: u32,
     /// Random seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -121,6 +126,7 @@ fn init(args: ModelInitArgs) -> Result<()> {
         antialias: args.antialias,
         margin: args.margin,
         reflect_padding: args.reflect_padding,
+        detail_channels: args.detail_channels,
     };
     if !japanim::model::generator::valid_margin(config.margin) {
         anyhow::bail!(

@@ -86,6 +86,20 @@ pub fn read_rgb(path: &Path) -> Result<image::RgbImage, ImageError> {
     Ok(image::RgbImage::from_raw(frame.width, frame.height, frame.data).expect("a frame's buffer matches its size"))
 }
 
+/// Reads an image scaled so the longer side is at most `max_side` (keeping the aspect,
+/// Triangle filter; smaller images are kept as they are): how `japanim eval` sees photos and
+/// style images, and how a training run measures a style folder's mean Gram matrix.
+pub fn read_scaled(path: &Path, max_side: u32) -> Result<image::RgbImage, ImageError> {
+    let img = read_rgb(path)?;
+    let (width, height) = img.dimensions();
+    let longest = width.max(height);
+    if longest <= max_side {
+        return Ok(img);
+    }
+    let (w, h) = ((width * max_side / longest).max(1), (height * max_side / longest).max(1));
+    Ok(image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle))
+}
+
 /// Writes a frame as an image, its format chosen by the extension (WebP is lossless).
 pub fn write_image(frame: &Frame, path: &Path) -> Result<(), ImageError> {
     write_rgb(path, &frame.data, frame.width, frame.height)

@@ -14,6 +14,7 @@
 //! | `up.{0,1}.conv`, `.norm` | conv 3×3, IN, LeakyReLU                       |
 //! | `conv_out`               | reflect-pad 3, conv 7×7 C→3, tanh             |
 //! | `input_skip`             | only with `input_skip`: reflect-pad 3, conv 7×7 3→3 on the input's surface (edge-preserving smoothing), added to `conv_out`, clipped to [-1, 1] instead of the tanh |
+//! | `detail.{0,1,2}`         | only with `detail_channels` D > 0: reflect-pad 1, conv 3×3 9→D, LeakyReLU, conv 3×3 D→D, LeakyReLU, conv 3×3 D→3, on the input, its surface and `conv_out`'s result, added to `conv_out`'s result |
 //!
 //! With `outlines` (no tensors of its own), the output is then darkened along the edges of
 //! the input's surface: multiplied, in [0, 1], by `1 - ink` ([`super::surface::ink`]).
@@ -63,6 +64,16 @@
 //! identity and `conv_out` at a tenth of its random initialisation, so a new generator
 //! starts near the surface of its input. The filter reaches 18 px, so it runs on whole
 //! frames after the tiled segments ([`Generator::finish`]).
+//!
+//! A detail path is a choice too (`detail_channels`). Everything the rest of the network
+//! paints comes out of a quarter-resolution bottleneck, doubled twice: it cannot place a
+//! detail finer than a few pixels where the photo has one, and a pixel optimiser reaches
+//! figures no trained network of this layout came near (models/README.md). The detail path
+//! is three 3×3 convolutions at full resolution that see the input, its surface and the
+//! network's result there, and add a correction. Its last layer starts at zero, so a
+//! generator given one starts as the generator without it (fine-tuning from a file that has
+//! none). It reaches 3 px and has no InstanceNorm, so it runs on whole frames with the rest
+//! of [`Generator::finish`].
 //!
 //! The outlines are a fixed drawing step, not learned: an illustration's dark contour lines
 //! are one-pixel features a small network trained for minutes on two CPU cores does not
@@ -146,7 +157,14 @@ pub struct GeneratorConfig {
     /// documentation); off in the original layout. No weights of its own.
     #[serde(default)]
     pub reflect_padding: bool,
+    /// Channels of the full-resolution detail path (see the module documentation); 0, the
+    /// original layout, has none.
+    #[serde(default)]
+    pub detail_channels: u32,
 }
+
+/// The widest detail path a generator may have.
+pub const MAX_DETAIL_CHANNELS: u32 = 256;
 
 fn default_outline_ink() -> u8 {
     DEFAULT_OUTLINE_INK
@@ -177,12 +195,14 @@ impl Default for GeneratorConfig {
             antialias: false,
             margin: 0,
             reflect_padding: false,
+            detail_channels: 0,
         }
     }
 }
 
 /// "32 base channels, 4 residual blocks, resize upsampling, input skip, outlines" (or "no
-/// input skip"; outlines, anti-aliasing, a margin and reflect padding are named only when on).
+/// input skip"; outlines, anti-aliasing, a margin, reflect padding and a detail path are named
+/// only when on).
 impl std::fmt::Display for GeneratorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -199,6 +219,9 @@ impl std::fmt::Display for GeneratorConfig {
         }
         if self.reflect_padding {
             write!(f, ", reflect padding")?;
+        }
+        if self.detail_channels > 0 {
+            write!(f, ", detail path of {} channels", self.detail_channels)?;
         }
         if self.outlines {
             write!(f, ", outlines")?;
@@ -222,6 +245,12 @@ impl GeneratorConfig {
             + conv(3.0, 4.0 * c, 2.0 * c, 0.25) + conv(3.0, 2.0 * c, 2.0 * c, 0.25)
             + conv(3.0, 2.0 * c, c, 1.0) + conv(3.0, c, c, 1.0)
             + if self.input_skip { conv(7.0, 3.0, 3.0, 1.0) } else { 0.0 }
+            + if self.detail_channels > 0 {
+                let d = f64::from(self.detail_channels);
+                conv(3.0, 9.0, d, 1.0) + conv(3.0, d, d, 1.0) + conv(3.0, d, 3.0, 1.0)
+            } else {
+                0.0
+            }
     }
 }
 
@@ -453,6 +482,7 @@ pub struct Generator {
     up: Vec<UpBlock>,
     conv_out: Conv,
     input_skip: Option<Conv>,
+    detail: Vec<Conv>,
 }
 
 impl Generator {
@@ -506,7 +536,29 @@ impl Generator {
             conv_out.scale(0.1);
             conv
         });
-        Self { config, conv_in, norm_in, down, res, up, conv_out, input_skip }
+        // After the input skip, for the same reason.
+        let d = i64::from(config.detail_channels);
+        let detail: Vec<Conv> = if d > 0 {
+            let layers = [(9, d), (d, d), (d, 3)];
+            layers
+                .iter()
+                .enumerate()
+                .map(|(i, &(cin, cout))| Conv::new(p / "detail" / i, cin, cout, 3, 1, true))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if let Some(last) = detail.last() {
+            // Starts at zero: the generator starts as it would be without the path.
+            last.scale(0.0);
+        }
+        Self { config, conv_in, norm_in, down, res, up, conv_out, input_skip, detail }
+    }
+
+    /// The names of the detail path's tensors (empty without one): a file made without the
+    /// path can start a generator with one, which then leaves them at their initialisation.
+    pub fn detail_tensor_names(&self) -> Vec<String> {
+        (0..self.detail.len()).flat_map(|i| ["weight", "bias"].map(|t| format!("detail.{i}.{t}"))).collect()
     }
 
     /// The width and depth this generator was built with.
@@ -565,9 +617,24 @@ impl Generator {
         use super::surface;
         // In f32 whatever the network computes in (`smooth` casts): the guided filter's
         // variances are differences of squares, which bf16's 8-bit mantissa would swamp.
-        let surface = (self.input_skip.is_some() || self.config.outlines)
+        let surface = (self.input_skip.is_some() || self.config.outlines || !self.detail.is_empty())
             .then(|| surface::smooth(image, surface::RADIUS, surface::EPS, surface::PASSES))
             .transpose()?;
+        let last = if self.detail.is_empty() {
+            last.shallow_clone()
+        } else {
+            let kind = last.kind();
+            let look = surface.as_ref().expect("a detail path makes the surface");
+            let mut h = Tensor::f_cat(&[image.f_to_kind(kind)?, look.f_to_kind(kind)?, last.shallow_clone()], 1)?;
+            for (i, conv) in self.detail.iter().enumerate() {
+                h = conv.forward(&h)?;
+                if i + 1 < self.detail.len() {
+                    h = leaky_relu(&h)?;
+                }
+            }
+            last.f_add(&h)?
+        };
+        let last = &last;
         let out = match (&self.input_skip, &surface) {
             // No tanh on this path: the identity filter then passes the input through
             // exactly, and the network's part is a correction clipped to the value range.

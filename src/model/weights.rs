@@ -8,7 +8,8 @@
 //!   (`true` or `false`; absent is `false`), `japanim.outline_ink` (the most ink an outline
 //!   takes, percent 1–100; absent is 70), `japanim.antialias` (`true` or `false`; absent is
 //!   `false`), `japanim.margin` (mirrored pixels around the frame, a multiple of 4 up to 256;
-//!   absent is 0), `japanim.reflect_padding` (`true` or `false`; absent is `false`)
+//!   absent is 0), `japanim.reflect_padding` (`true` or `false`; absent is `false`),
+//!   `japanim.detail_channels` (the full-resolution detail path's width, 0–256; absent is 0)
 //! - `japanim.input` / `japanim.output`: the value convention (RGB, NCHW, [-1, 1])
 //! - `japanim.trained`: `true` for a trained model, `false` for random initialisation
 //! - `japanim.description`: free text (how it was made)
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use tch::{nn::VarStore, Kind, Tensor};
 
-use super::generator::{valid_margin, GeneratorConfig, DEFAULT_OUTLINE_INK, MAX_MARGIN};
+use super::generator::{valid_margin, GeneratorConfig, DEFAULT_OUTLINE_INK, MAX_DETAIL_CHANNELS, MAX_MARGIN};
 
 const FORMAT: &str = "cartoongan-generator";
 const FORMAT_VERSION: &str = "1";
@@ -133,6 +134,7 @@ impl ModelInfo {
             ("japanim.antialias", self.config.antialias.to_string()),
             ("japanim.margin", self.config.margin.to_string()),
             ("japanim.reflect_padding", self.config.reflect_padding.to_string()),
+            ("japanim.detail_channels", self.config.detail_channels.to_string()),
             ("japanim.input", INPUT_CONVENTION.to_string()),
             ("japanim.output", OUTPUT_CONVENTION.to_string()),
             ("japanim.trained", self.trained.to_string()),
@@ -194,6 +196,14 @@ impl ModelInfo {
                 })?,
             },
             reflect_padding: flag("japanim.reflect_padding")?,
+            detail_channels: match meta.get("japanim.detail_channels") {
+                None => 0,
+                Some(text) => text.parse::<u32>().ok().filter(|v| *v <= MAX_DETAIL_CHANNELS).ok_or_else(|| {
+                    bad(format!(
+                        "japanim.detail_channels = {text:?} is not a whole number from 0 to {MAX_DETAIL_CHANNELS}"
+                    ))
+                })?,
+            },
         };
         Ok(Self {
             config,
@@ -304,9 +314,22 @@ pub fn load(vs: &mut VarStore, path: &Path) -> Result<ModelInfo, WeightsError> {
 
 /// [`load`] from a file's bytes already in memory (`path` names it in errors).
 pub fn load_bytes(vs: &mut VarStore, bytes: &[u8], path: &Path) -> Result<ModelInfo, WeightsError> {
+    load_bytes_except(vs, bytes, path, &[])
+}
+
+/// [`load_bytes`], leaving the store's tensors named in `skipped` as they are (the file need
+/// not have them): a layout's optional parts a file made without them lacks.
+pub fn load_bytes_except(
+    vs: &mut VarStore,
+    bytes: &[u8],
+    path: &Path,
+    skipped: &[String],
+) -> Result<ModelInfo, WeightsError> {
     let info = ModelInfo::from_metadata(path, Some(&metadata_of(bytes, path)?))?;
     let what = format!("not part of a generator with {}", info.config);
-    load_into(&vs.variables(), bytes, path, "", false, &what)?;
+    let mut variables = vs.variables();
+    variables.retain(|name, _| !skipped.contains(name));
+    load_into(&variables, bytes, path, "", false, &what)?;
     Ok(info)
 }
 

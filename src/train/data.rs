@@ -218,9 +218,18 @@ pub fn center_crop(img: &RgbImage, crop: u32) -> Vec<u8> {
 
 /// Packs HWC u8 crops into an NCHW float batch in [-1, 1].
 pub fn to_tensor(crops: &[Vec<u8>], crop: u32, device: Device) -> Result<Tensor, TrainError> {
-    let bytes: Vec<u8> = crops.concat();
     let c = i64::from(crop);
-    Ok(Tensor::f_from_data_size(&bytes, &[crops.len() as i64, c, c, 3], Kind::Uint8)?
+    packed(&crops.concat(), [crops.len() as i64, c, c], device)
+}
+
+/// One whole image as a 1×3×H×W float tensor in [-1, 1].
+pub fn image_tensor(img: &RgbImage, device: Device) -> Result<Tensor, TrainError> {
+    let (w, h) = img.dimensions();
+    packed(img.as_raw(), [1, i64::from(h), i64::from(w)], device)
+}
+
+fn packed(bytes: &[u8], [n, h, w]: [i64; 3], device: Device) -> Result<Tensor, TrainError> {
+    Ok(Tensor::f_from_data_size(bytes, &[n, h, w, 3], Kind::Uint8)?
         .f_to_device(device)?
         .f_permute([0, 3, 1, 2])?
         .f_to_kind(Kind::Float)?

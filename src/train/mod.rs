@@ -34,6 +34,9 @@ pub enum TrainError {
     /// A run folder problem (exists, missing, no checkpoint, bad config).
     #[error("{0}")]
     Run(String),
+    /// A style image could not be read.
+    #[error(transparent)]
+    Image(#[from] crate::io::image::ImageError),
     /// libtorch failed.
     #[error("training step failed: {0}")]
     Torch(#[from] tch::TchError),

@@ -9,13 +9,14 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 use super::abstraction::abstraction;
 use super::adam::Adam;
 use super::checkpoint;
-use super::config::{StyleTarget, TrainConfig};
+use super::config::{StyleTarget, TrainConfig, STYLE_SIDE};
 use super::data::{self, Dataset, Split};
 use super::losses::{bce_logits, flatness, gram_l1, gram_l1_to, l1};
 use super::metrics::{self, StepMetrics};
 use super::temporal::{temporal_loss, Motion};
 use super::TrainError;
 use crate::device::{self, DeviceChoice};
+use crate::io::image::{list_images, read_scaled};
 use crate::model::discriminator::Discriminator;
 use crate::model::vgg::{gram, Vgg};
 use crate::model::weights::{ModelInfo, StoredPrecision};
@@ -154,8 +155,11 @@ impl Nets {
     /// Copies the generator weights a new run starts from (the `init` key, checked by
     /// [`read_init`]) into its generator.
     fn start_from(&mut self, path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-        let info = crate::model::weights::load_bytes(&mut self.g_vs, bytes, path)
-            .map_err(|e| TrainError::Run(format!("init: {e}")))?;
+        let fail = |e: crate::model::weights::WeightsError| TrainError::Run(format!("init: {e}"));
+        let file = crate::model::weights::info_of(bytes, path).map_err(fail)?;
+        // A detail path the file does not have keeps its initialisation (its last layer zero).
+        let skipped = if file.config.detail_channels == 0 { self.generator.detail_tensor_names() } else { Vec::new() };
+        let info = crate::model::weights::load_bytes_except(&mut self.g_vs, bytes, path, &skipped).map_err(fail)?;
         tracing::info!("generator starts from {} ({})", path.display(), info.description);
         Ok(())
     }
@@ -182,6 +186,7 @@ fn read_init(path: &Path, config: &TrainConfig) -> Result<Vec<u8>, TrainError> {
     let info = crate::model::weights::info_of(&bytes, path).map_err(fail)?;
     // Outlines, anti-aliasing, the margin and the padding have no weights: a run may draw
     // outlines, resample, frame or pad the picture otherwise than the file it starts from.
+    // A file without a detail path may start a run with one (the path starts at zero).
     let wanted = config.generator();
     let same_weights = GeneratorConfig {
         outlines: wanted.outlines,
@@ -189,6 +194,11 @@ fn read_init(path: &Path, config: &TrainConfig) -> Result<Vec<u8>, TrainError> {
         antialias: wanted.antialias,
         margin: wanted.margin,
         reflect_padding: wanted.reflect_padding,
+        detail_channels: if info.config.detail_channels == 0 {
+            wanted.detail_channels
+        } else {
+            info.config.detail_channels
+        },
         ..info.config
     };
     if same_weights != wanted {
@@ -323,7 +333,7 @@ fn step(
 }
 
 /// The Gram L1 of generated features: towards the style set's mean Gram matrix where the run
-/// has one (`style_target = "mean"`), else each towards its batch's anime image.
+/// has one (`style_target = "mean"` or `"set"`), else each towards its batch's anime image.
 fn style_loss(
     vgg: &Vgg,
     fake_features: &Tensor,
@@ -337,18 +347,33 @@ fn style_loss(
 }
 
 /// The mean Gram matrix (C×C, f32) of the VGG features of up to [`STYLE_SET_IMAGES`]
-/// training anime images, each centre-cropped to the training crop.
-fn style_set_gram(vgg: &Vgg, dataset: &Dataset, config: &TrainConfig, device: Device) -> Result<Tensor, TrainError> {
+/// training anime images, each centre-cropped to `crop`, or whole where `crop` is `None`.
+fn style_set_gram(
+    vgg: &Vgg,
+    dataset: &Dataset,
+    config: &TrainConfig,
+    crop: Option<u32>,
+    device: Device,
+) -> Result<Tensor, TrainError> {
     let paths = dataset.anime_spread(STYLE_SET_IMAGES);
     let mut sum: Option<Tensor> = None;
+    // Whole crops may differ in size, so they go one at a time.
+    let per_pass = if crop.is_some() { config.batch.max(1) } else { 1 };
     tch::no_grad(|| -> Result<(), TrainError> {
-        for chunk in paths.chunks(config.batch.max(1)) {
-            let crops = chunk
-                .iter()
-                .map(|p| data::load(p).map(|img| data::center_crop(&img, config.crop)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let grams = gram(&vgg.features(&data::to_tensor(&crops, config.crop, device)?)?.f_to_kind(Kind::Float)?)?
-                .f_sum_dim_intlist(&[0i64][..], false, Kind::Float)?;
+        for chunk in paths.chunks(per_pass) {
+            let images = chunk.iter().map(|p| data::load(p)).collect::<Result<Vec<_>, _>>()?;
+            let batch = match crop {
+                Some(crop) => {
+                    let crops = images.iter().map(|img| data::center_crop(img, crop)).collect::<Vec<_>>();
+                    data::to_tensor(&crops, crop, device)?
+                }
+                None => data::image_tensor(&images[0], device)?,
+            };
+            let grams = gram(&vgg.features(&batch)?.f_to_kind(Kind::Float)?)?.f_sum_dim_intlist(
+                &[0i64][..],
+                false,
+                Kind::Float,
+            )?;
             sum = Some(match sum.take() {
                 Some(s) => s.f_add(&grams)?,
                 None => grams,
@@ -357,6 +382,31 @@ fn style_set_gram(vgg: &Vgg, dataset: &Dataset, config: &TrainConfig, device: De
         Ok(())
     })?;
     Ok(sum.expect("a dataset has training anime").f_div_scalar(paths.len() as f64)?)
+}
+
+/// The mean Gram matrix (C×C, f32) of up to [`STYLE_SET_IMAGES`] images of `folder`, spread
+/// evenly over it, each scaled to at most [`STYLE_SIDE`] px: the style set as `japanim eval`
+/// measures it.
+fn style_folder_gram(vgg: &Vgg, folder: &Path, device: Device) -> Result<Tensor, TrainError> {
+    let mut paths = list_images(folder)?;
+    if paths.is_empty() {
+        return Err(TrainError::Run(format!("style_images {}: no images in the folder", folder.display())));
+    }
+    let stride = paths.len().div_ceil(STYLE_SET_IMAGES).max(1);
+    paths = paths.into_iter().step_by(stride).collect();
+    let mut sum: Option<Tensor> = None;
+    tch::no_grad(|| -> Result<(), TrainError> {
+        for path in &paths {
+            let image = data::image_tensor(&read_scaled(path, STYLE_SIDE)?, device)?;
+            let g = gram(&vgg.features(&image)?.f_to_kind(Kind::Float)?)?.f_squeeze_dim(0)?;
+            sum = Some(match sum.take() {
+                Some(s) => s.f_add(&g)?,
+                None => g,
+            });
+        }
+        Ok(())
+    })?;
+    Ok(sum.expect("at least one style image").f_div_scalar(paths.len() as f64)?)
 }
 
 /// Anime images whose mean Gram matrix is the `mean` style target.
@@ -436,6 +486,15 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
         (Some(path), false) => Some((path.clone(), read_init(path, &config)?)),
         _ => None,
     };
+    // Measured before the run folder exists: a bad style folder leaves nothing behind.
+    let style_gram = match config.style_target {
+        StyleTarget::Mean => Some(style_set_gram(&vgg, &dataset, &config, Some(config.crop), device)?),
+        StyleTarget::Set => Some(match &config.style_images {
+            Some(folder) => style_folder_gram(&vgg, folder, device)?,
+            None => style_set_gram(&vgg, &dataset, &config, None, device)?,
+        }),
+        StyleTarget::Pair => None,
+    };
     // Only a run that can start leaves a folder behind.
     if !options.resume {
         create_run(&options.run, &config)?;
@@ -444,11 +503,6 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
     if let Some((path, bytes)) = &init {
         nets.start_from(path, bytes)?;
     }
-    let style_gram = match config.style_target {
-        StyleTarget::Mean => Some(style_set_gram(&vgg, &dataset, &config, device)?),
-        StyleTarget::Pair => None,
-    };
-
     let (photos, anime) = dataset.counts(Split::Train);
     let per_epoch =
         if config.steps_per_epoch > 0 { config.steps_per_epoch } else { (photos / config.batch).max(1) as u64 };

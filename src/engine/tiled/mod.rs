@@ -443,17 +443,20 @@ mod tests {
         // With an input skip (its filter made random here), the filter runs on the whole frame,
         // and so do the outlines. Anti-aliased, the blurs and bilinear doublings fill the halo
         // exactly (8 px), so a halo one pixel short would show here.
+        // A detail path (its last layer made non-zero here) runs on the whole frame too.
         let layouts = [
-            (Upsampling::Transposed, false, false, false),
-            (Upsampling::Resize, false, false, false),
-            (Upsampling::Resize, true, false, false),
-            (Upsampling::Resize, true, true, false),
-            (Upsampling::Resize, true, true, true),
-            (Upsampling::Transposed, false, false, true),
+            (Upsampling::Transposed, false, false, false, 0),
+            (Upsampling::Resize, false, false, false, 0),
+            (Upsampling::Resize, true, false, false, 0),
+            (Upsampling::Resize, true, true, false, 0),
+            (Upsampling::Resize, true, true, true, 0),
+            (Upsampling::Transposed, false, false, true, 0),
+            (Upsampling::Resize, true, true, false, 4),
+            (Upsampling::Transposed, false, false, false, 4),
         ];
         // And every layout padding by reflection (edge tiles reflect where the frame does).
         let layouts = layouts.into_iter().flat_map(|l| [(l, false), (l, true)]);
-        for ((upsampling, input_skip, outlines, antialias), reflect_padding) in layouts {
+        for ((upsampling, input_skip, outlines, antialias, detail_channels), reflect_padding) in layouts {
             let vs = tch::nn::VarStore::new(Device::Cpu);
             let config = GeneratorConfig {
                 base_channels: 4,
@@ -463,12 +466,14 @@ mod tests {
                 outlines,
                 antialias,
                 reflect_padding,
+                detail_channels,
                 ..Default::default()
             };
             let g = crate::model::with_global_rng(|| Generator::new(&vs.root(), config));
-            if input_skip {
-                let mut skip = vs.variables()["input_skip.weight"].shallow_clone();
-                tch::no_grad(|| skip.copy_(&(Tensor::randn_like(&skip) * 0.1)));
+            let randomised = [(input_skip, "input_skip.weight"), (detail_channels > 0, "detail.2.weight")];
+            for (_, name) in randomised.into_iter().filter(|(on, _)| *on) {
+                let mut weight = vs.variables()[name].shallow_clone();
+                tch::no_grad(|| weight.copy_(&(Tensor::randn_like(&weight) * 0.1)));
             }
             let x = Tensor::rand([1, 3, 36, 84], (Kind::Float, Device::Cpu)) * 2 - 1;
             let plain = tch::no_grad(|| g.forward(&x)).unwrap();
