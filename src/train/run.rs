@@ -356,19 +356,41 @@ fn style_set_gram(
     device: Device,
 ) -> Result<Tensor, TrainError> {
     let paths = dataset.anime_spread(STYLE_SET_IMAGES);
-    let mut sum: Option<Tensor> = None;
     // Whole crops may differ in size, so they go one at a time.
     let per_pass = if crop.is_some() { config.batch.max(1) } else { 1 };
+    let batches = paths.chunks(per_pass).map(|chunk| {
+        let images = chunk.iter().map(|p| data::load(p)).collect::<Result<Vec<_>, _>>()?;
+        match crop {
+            Some(crop) => {
+                let crops = images.iter().map(|img| data::center_crop(img, crop)).collect::<Vec<_>>();
+                data::to_tensor(&crops, crop, device)
+            }
+            None => data::image_tensor(&images[0], device),
+        }
+    });
+    mean_gram(vgg, batches)
+}
+
+/// The mean Gram matrix (C×C, f32) of up to [`STYLE_SET_IMAGES`] images of `folder`, spread
+/// evenly over it, each scaled to at most [`STYLE_SIDE`] px: the style set as `japanim eval`
+/// measures it.
+fn style_folder_gram(vgg: &Vgg, folder: &Path, device: Device) -> Result<Tensor, TrainError> {
+    let paths = list_images(folder)?;
+    if paths.is_empty() {
+        return Err(TrainError::Run(format!("style_images {}: no images in the folder", folder.display())));
+    }
+    let stride = paths.len().div_ceil(STYLE_SET_IMAGES).max(1);
+    let batches = paths.iter().step_by(stride).map(|path| data::image_tensor(&read_scaled(path, STYLE_SIDE)?, device));
+    mean_gram(vgg, batches)
+}
+
+/// The mean Gram matrix (C×C, f32) over every image of `batches` (at least one).
+fn mean_gram(vgg: &Vgg, batches: impl Iterator<Item = Result<Tensor, TrainError>>) -> Result<Tensor, TrainError> {
+    let (mut sum, mut images): (Option<Tensor>, i64) = (None, 0);
     tch::no_grad(|| -> Result<(), TrainError> {
-        for chunk in paths.chunks(per_pass) {
-            let images = chunk.iter().map(|p| data::load(p)).collect::<Result<Vec<_>, _>>()?;
-            let batch = match crop {
-                Some(crop) => {
-                    let crops = images.iter().map(|img| data::center_crop(img, crop)).collect::<Vec<_>>();
-                    data::to_tensor(&crops, crop, device)?
-                }
-                None => data::image_tensor(&images[0], device)?,
-            };
+        for batch in batches {
+            let batch = batch?;
+            images += batch.size4()?.0;
             let grams = gram(&vgg.features(&batch)?.f_to_kind(Kind::Float)?)?.f_sum_dim_intlist(
                 &[0i64][..],
                 false,
@@ -381,32 +403,7 @@ fn style_set_gram(
         }
         Ok(())
     })?;
-    Ok(sum.expect("a dataset has training anime").f_div_scalar(paths.len() as f64)?)
-}
-
-/// The mean Gram matrix (C×C, f32) of up to [`STYLE_SET_IMAGES`] images of `folder`, spread
-/// evenly over it, each scaled to at most [`STYLE_SIDE`] px: the style set as `japanim eval`
-/// measures it.
-fn style_folder_gram(vgg: &Vgg, folder: &Path, device: Device) -> Result<Tensor, TrainError> {
-    let mut paths = list_images(folder)?;
-    if paths.is_empty() {
-        return Err(TrainError::Run(format!("style_images {}: no images in the folder", folder.display())));
-    }
-    let stride = paths.len().div_ceil(STYLE_SET_IMAGES).max(1);
-    paths = paths.into_iter().step_by(stride).collect();
-    let mut sum: Option<Tensor> = None;
-    tch::no_grad(|| -> Result<(), TrainError> {
-        for path in &paths {
-            let image = data::image_tensor(&read_scaled(path, STYLE_SIDE)?, device)?;
-            let g = gram(&vgg.features(&image)?.f_to_kind(Kind::Float)?)?.f_squeeze_dim(0)?;
-            sum = Some(match sum.take() {
-                Some(s) => s.f_add(&g)?,
-                None => g,
-            });
-        }
-        Ok(())
-    })?;
-    Ok(sum.expect("at least one style image").f_div_scalar(paths.len() as f64)?)
+    Ok(sum.expect("at least one style image").f_div_scalar(images as f64)?)
 }
 
 /// Anime images whose mean Gram matrix is the `mean` style target.
