@@ -620,21 +620,10 @@ impl Generator {
         let surface = (self.input_skip.is_some() || self.config.outlines || !self.detail.is_empty())
             .then(|| surface::smooth(image, surface::RADIUS, surface::EPS, surface::PASSES))
             .transpose()?;
-        let last = if self.detail.is_empty() {
-            last.shallow_clone()
-        } else {
-            let kind = last.kind();
-            let look = surface.as_ref().expect("a detail path makes the surface");
-            let mut h = Tensor::f_cat(&[image.f_to_kind(kind)?, look.f_to_kind(kind)?, last.shallow_clone()], 1)?;
-            for (i, conv) in self.detail.iter().enumerate() {
-                h = conv.forward(&h)?;
-                if i + 1 < self.detail.len() {
-                    h = leaky_relu(&h)?;
-                }
-            }
-            last.f_add(&h)?
+        let last = &match &surface {
+            Some(surface) if !self.detail.is_empty() => last.f_add(&self.detail(image, surface, last)?)?,
+            _ => last.shallow_clone(),
         };
-        let last = &last;
         let out = match (&self.input_skip, &surface) {
             // No tanh on this path: the identity filter then passes the input through
             // exactly, and the network's part is a correction clipped to the value range.
@@ -660,6 +649,20 @@ impl Generator {
             }
             _ => Ok(out),
         }
+    }
+
+    /// The detail path's correction from the input `image`, its `surface` and the last
+    /// segment's result, in the result's number format.
+    fn detail(&self, image: &Tensor, surface: &Tensor, last: &Tensor) -> Result<Tensor, TchError> {
+        let kind = last.kind();
+        let mut h = Tensor::f_cat(&[image.f_to_kind(kind)?, surface.f_to_kind(kind)?, last.shallow_clone()], 1)?;
+        for (i, conv) in self.detail.iter().enumerate() {
+            h = conv.forward(&h)?;
+            if i + 1 < self.detail.len() {
+                h = leaky_relu(&h)?;
+            }
+        }
+        Ok(h)
     }
 
     /// Number of segments: the network cut just before each InstanceNorm layer.

@@ -267,7 +267,10 @@ pub(crate) fn load_into(
 ) -> Result<(), WeightsError> {
     let file = SafeTensors::deserialize(bytes).map_err(|e| corrupt(path, e))?;
     if !allow_extra {
-        for name in file.names() {
+        // In name order, so the error names the same tensor every time.
+        let mut names = file.names();
+        names.sort();
+        for name in names {
             if let Some(bare) = name.strip_prefix(prefix) {
                 if !variables.contains_key(bare) {
                     return Err(WeightsError::UnexpectedTensor {
