@@ -13,20 +13,31 @@ use tch::{Device, Kind, Tensor};
 use crate::engine::Engine;
 use crate::io::image::{list_images, read_scaled};
 use crate::look::{self, TemporalFigures};
-use crate::model::vgg::{gram, Vgg};
+use crate::model::vgg::{gram, Vgg, EDGE_PAD};
 use crate::model::StyleModel;
 use crate::Error;
+
+/// How far a set of images is from the style set by VGG conv4 Gram matrices (lower is closer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StyleFigures {
+    /// Mean over the images of each one's Gram L1 to the style set's mean Gram matrix.
+    pub each: f64,
+    /// Gram L1 between the images' mean Gram matrix and the style set's: the set of images
+    /// against the set of style images, rather than each image against the set's average.
+    pub set: f64,
+}
 
 /// Figures for one model on a photo set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalFigures {
     /// Mean conv4 L1 between output and input (lower keeps more content).
     pub content_l1: f64,
-    /// Mean Gram L1 between outputs and the style set (lower is closer to the style).
-    pub style_distance: f64,
-    /// Gram L1 between the outputs' mean Gram matrix and the style set's: the set of outputs
-    /// against the set of style images, rather than each output against the set's average.
-    pub set_style_distance: f64,
+    /// Gram distances of the outputs to the style set, as the picture issue defines them
+    /// (the conv base pads each image with zeros).
+    pub style: StyleFigures,
+    /// The same, with every image measured away from its edges (both the outputs and the
+    /// style set; [`EDGE_PAD`] px): what the picture looks like inside, not at its border.
+    pub style_inside: StyleFigures,
     /// Mean share of flat pixels of the outputs ([`crate::look::flat_share`]; cartoons are
     /// flatter than photos).
     pub flat_share: f64,
@@ -42,19 +53,17 @@ pub struct EvalReport {
     pub photos: usize,
     /// Style images averaged.
     pub style_images: usize,
-    /// Gram L1 between the unchanged photos and the style set.
-    pub input_style_distance: f64,
-    /// Mean Gram L1 of the style images themselves to the set's mean (each image counts in
-    /// the mean, so this is a little low): how close "as cartoon as the set" is.
-    pub style_self_distance: f64,
+    /// Gram distances of the unchanged photos to the style set (with zero padding, and away
+    /// from the edges).
+    pub input_style: [StyleFigures; 2],
+    /// The style images themselves, each against the set's mean (each image counts in the
+    /// mean, so `each` is a little low: how close "as cartoon as the set" is), and the two
+    /// halves of the set (every other image) against each other as `set` (the floor a set of
+    /// outputs as cartoon as the set would reach). With zero padding, and away from the edges.
+    pub style_self: [StyleFigures; 2],
     /// Mean share of flat pixels of the style images, at the size their Gram matrices are
     /// taken.
     pub style_flat_share: f64,
-    /// Mean-Gram L1 between the unchanged photos and the style set.
-    pub input_set_style_distance: f64,
-    /// Mean-Gram L1 between two halves of the style set (every other image): the floor a
-    /// set of outputs as cartoon as the set would reach.
-    pub style_halves_distance: f64,
     /// Mean share of flat pixels of the photos, as scaled for the models.
     pub input_flat_share: f64,
     /// Mean grid-artefact score of the photos, as scaled for the models.
@@ -87,6 +96,46 @@ fn mean_l1(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().mean(Kind::Float).double_value(&[])
 }
 
+/// An image's conv4 features (for content) and its two Gram matrices: with the conv base's
+/// zero padding, and away from the edges.
+fn features_and_grams(vgg: &Vgg, frame: &crate::frame::Frame) -> Result<(Tensor, [Tensor; 2]), Error> {
+    let x = to_input(frame)?;
+    let grams = || -> Result<_, tch::TchError> {
+        let f = vgg.features(&x)?;
+        let (zero, inside) = (gram(&f)?, gram(&vgg.features_away_from_edges(&x, EDGE_PAD)?)?);
+        Ok((f, [zero, inside]))
+    };
+    Ok(grams().map_err(crate::engine::EngineError::from)?)
+}
+
+/// Running sums of Gram distances to a target pair and of the Gram matrices themselves, both
+/// ways ([`features_and_grams`]).
+#[derive(Default)]
+struct GramTally {
+    distance: [f64; 2],
+    sum: [Option<Tensor>; 2],
+    images: usize,
+}
+
+impl GramTally {
+    fn add(&mut self, grams: [Tensor; 2], target: &[Tensor; 2]) {
+        for (way, g) in grams.into_iter().enumerate() {
+            self.distance[way] += mean_l1(&g, &target[way]);
+            add_to(&mut self.sum[way], g);
+        }
+        self.images += 1;
+    }
+
+    /// Each image's mean distance and the mean matrix's distance, both ways.
+    fn figures(&self, target: &[Tensor; 2]) -> [StyleFigures; 2] {
+        let n = self.images.max(1) as f64;
+        [0, 1].map(|way| StyleFigures {
+            each: self.distance[way] / n,
+            set: self.sum[way].as_ref().map_or(f64::NAN, |s| mean_l1(&(s / n), &target[way])),
+        })
+    }
+}
+
 /// Measures `models` on the images of `photos` against the images of `style`.
 pub fn evaluate(
     models: &[PathBuf],
@@ -106,77 +155,69 @@ pub fn evaluate(
     let stride = style_paths.len().div_ceil(style_limit.max(1));
     style_paths = style_paths.into_iter().step_by(stride.max(1)).collect();
     tch::no_grad(|| {
-        let style_gram_of = |path: &PathBuf| -> Result<(crate::frame::Frame, Tensor), Error> {
+        let style_grams_of = |path: &PathBuf| -> Result<(crate::frame::Frame, [Tensor; 2]), Error> {
             let frame = load_scaled(path, 256)?;
-            let f = vgg.features(&to_input(&frame)?).map_err(crate::engine::EngineError::from)?;
-            Ok((frame, gram(&f).map_err(crate::engine::EngineError::from)?))
+            let (_, grams) = features_and_grams(&vgg, &frame)?;
+            Ok((frame, grams))
         };
         // The set's Gram sums in two halves (every other image), whose means also give the
         // floor of the set figure.
-        let mut halves: [Option<Tensor>; 2] = [None, None];
+        let mut halves: [[Option<Tensor>; 2]; 2] = Default::default();
         let mut style_flat = 0.0;
         for (i, path) in style_paths.iter().enumerate() {
-            let (frame, g) = style_gram_of(path)?;
+            let (frame, grams) = style_grams_of(path)?;
             style_flat += look::flat_share(&frame.data, frame.width, frame.height);
-            add_to(&mut halves[i % 2], g);
-        }
-        let [Some(first), second] = halves else { unreachable!("at least one style image") };
-        let style_gram = match &second {
-            Some(second) => (&first + second) / style_paths.len() as f64,
-            None => &first / style_paths.len() as f64,
-        };
-        let style_halves_distance = match second {
-            Some(second) => {
-                let (na, nb) = (style_paths.len().div_ceil(2) as f64, (style_paths.len() / 2) as f64);
-                mean_l1(&(first / na), &(second / nb))
+            for (way, g) in grams.into_iter().enumerate() {
+                add_to(&mut halves[way][i % 2], g);
             }
-            None => f64::NAN,
-        };
+        }
+        let (na, nb) = (style_paths.len().div_ceil(2) as f64, (style_paths.len() / 2) as f64);
+        let style_gram = halves.each_ref().map(|[first, second]| {
+            let first = first.as_ref().expect("at least one style image");
+            second.as_ref().map_or_else(|| first.shallow_clone(), |second| first + second) / style_paths.len() as f64
+        });
+        let halves_distance = halves
+            .map(|[first, second]| second.map_or(f64::NAN, |second| mean_l1(&(first.unwrap() / na), &(second / nb))));
         // Second pass: each style image against the mean (keeping all the matrices would
         // take 1 MB each).
-        let mut self_distance = 0.0;
+        let mut style_self = GramTally::default();
         for path in &style_paths {
-            self_distance += mean_l1(&style_gram_of(path)?.1, &style_gram);
+            style_self.add(style_grams_of(path)?.1, &style_gram);
         }
+        let style_self = style_self.figures(&style_gram);
+        let style_self = [0, 1].map(|way| StyleFigures { each: style_self[way].each, set: halves_distance[way] });
         let frames: Vec<_> = photo_paths.iter().map(|p| load_scaled(p, max_side)).collect::<Result<_, _>>()?;
-        let mut input_distance = 0.0;
-        let mut input_features = Vec::new();
-        let mut input_sum = None;
         let (input_flat, input_grid) = look_of(&frames);
+        let mut input_tally = GramTally::default();
+        let mut input_features = Vec::new();
         for frame in &frames {
-            let f = vgg.features(&to_input(frame)?).map_err(crate::engine::EngineError::from)?;
-            let g = gram(&f).map_err(crate::engine::EngineError::from)?;
-            input_distance += mean_l1(&g, &style_gram);
-            add_to(&mut input_sum, g);
+            let (f, grams) = features_and_grams(&vgg, frame)?;
+            input_tally.add(grams, &style_gram);
             input_features.push(f);
         }
         let n = frames.len() as f64;
-        let input_set_style_distance = mean_l1(&(input_sum.expect("at least one photo") / n), &style_gram);
         let mut results = Vec::new();
         for model_path in models {
             let mut engine = Engine::new(StyleModel::load(model_path, Device::Cpu, Kind::Float)?);
-            let (mut content, mut distance) = (0.0, 0.0);
-            let (mut flat, mut grid) = (0.0, 0.0);
-            let mut output_sum = None;
+            let mut tally = GramTally::default();
+            let (mut content, mut flat, mut grid) = (0.0, 0.0, 0.0);
             for (frame, input_f) in frames.iter().zip(&input_features) {
                 let mut out = vec![Vec::new()];
                 engine.stylize(&[frame], &mut out)?;
                 let styled = crate::frame::Frame { data: out.remove(0), ..frame.clone() };
-                let f = vgg.features(&to_input(&styled)?).map_err(crate::engine::EngineError::from)?;
+                let (f, grams) = features_and_grams(&vgg, &styled)?;
                 content += mean_l1(&f, input_f);
-                let g = gram(&f).map_err(crate::engine::EngineError::from)?;
-                distance += mean_l1(&g, &style_gram);
-                add_to(&mut output_sum, g);
+                tally.add(grams, &style_gram);
                 flat += look::flat_share(&styled.data, styled.width, styled.height);
                 grid += look::grid_score(&styled.data, styled.width, styled.height);
             }
-            let set_style_distance = mean_l1(&(output_sum.expect("at least one photo") / n), &style_gram);
+            let [style, style_inside] = tally.figures(&style_gram);
             results.push((
                 model_path.clone(),
                 EvalFigures {
                     content_l1: content / n,
-                    style_distance: distance / n,
-                    set_style_distance,
+                    style,
+                    style_inside,
                     flat_share: flat / n,
                     grid_score: grid / n,
                 },
@@ -185,11 +226,9 @@ pub fn evaluate(
         Ok(EvalReport {
             photos: frames.len(),
             style_images: style_paths.len(),
-            input_style_distance: input_distance / frames.len() as f64,
-            style_self_distance: self_distance / style_paths.len() as f64,
+            input_style: input_tally.figures(&style_gram),
+            style_self,
             style_flat_share: style_flat / style_paths.len() as f64,
-            input_set_style_distance,
-            style_halves_distance,
             input_flat_share: input_flat,
             input_grid_score: input_grid,
             models: results,

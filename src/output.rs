@@ -37,6 +37,14 @@ pub enum OutputError {
     /// The destination's folder does not exist.
     #[error("output folder {0} does not exist")]
     NoFolder(PathBuf),
+    /// The finished temporary file could not be flushed to disk.
+    #[error("could not write {path} to disk: {source}")]
+    Flush {
+        /// Destination path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// Renaming the finished temporary file failed.
     #[error("could not move the finished output to {path}: {source}")]
     Rename {
@@ -92,8 +100,13 @@ impl PendingFile {
         &self.destination
     }
 
-    /// Moves the finished file to its destination.
+    /// Flushes the finished file to disk and moves it to its destination. Flushed first, so a
+    /// crash or power cut soon after cannot leave an empty or partial file under the final
+    /// name (file systems may order the rename before the data).
     pub fn commit(mut self) -> Result<PathBuf, OutputError> {
+        std::fs::File::open(&self.temp)
+            .and_then(|file| file.sync_all())
+            .map_err(|source| OutputError::Flush { path: self.destination.clone(), source })?;
         // Under the registry's lock, so an interrupt either sees the temporary file and
         // removes it, or comes after the finished file took its name.
         let mut list = UNFINISHED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

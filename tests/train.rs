@@ -520,6 +520,21 @@ fn a_set_style_target_is_the_mean_gram_of_whole_images_from_a_folder_or_the_data
     let centre_crops = TrainConfig { style_target: train::config::StyleTarget::Mean, ..base.clone() };
     let from_crops = first_style("crops", centre_crops);
     assert!((from_crops - from_dataset).abs() > 1e-4 * from_dataset, "{from_crops} vs {from_dataset}");
+    // Away from the edges: the target and the outputs both measured on mirrored images.
+    let away = TrainConfig { losses_away_from_edges: true, ..base.clone() };
+    let from_away = first_style("away", away);
+    assert!(from_away.is_finite() && (from_away - from_dataset).abs() > 1e-3 * from_dataset, "{from_away}");
+
+    // A style folder is read for the `set` target only: with another it is a mistake.
+    let run = dir.path().join("mean-with-folder");
+    let config = TrainConfig {
+        style_target: train::config::StyleTarget::Mean,
+        style_images: Some(data.join("anime/train")),
+        ..base.clone()
+    };
+    let err = train::train(&options(&data, &run, Some(config), false, None)).err().unwrap().to_string();
+    assert!(err.contains("style_images is read only with style_target = \"set\""), "{err}");
+    assert!(!run.exists());
 
     // A folder with no images stops the run before its folder is made.
     let empty = dir.path().join("empty");

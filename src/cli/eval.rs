@@ -7,6 +7,7 @@ use super::say;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use japanim::eval::StyleFigures;
 use japanim::model;
 
 /// `japanim eval`.
@@ -67,46 +68,48 @@ pub fn run(args: EvalArgs) -> Result<()> {
         style.display()
     )?;
     say!(
-        "{:<48} {:>11} {:>12} {:>12} {:>11} {:>11}",
+        "{:<48} {:>11} {:>10} {:>10} {:>12} {:>11} {:>11} {:>11}",
         "",
         "content L1",
         "Gram each",
         "Gram set",
+        "each inside",
+        "set inside",
         "flat share",
         "grid score"
     )?;
-    say!(
-        "{:<48} {:>11} {:>12.4} {:>12.4} {:>11.3} {:>11.2}",
-        "input photos (unchanged)",
-        "0",
-        report.input_style_distance,
-        report.input_set_style_distance,
-        report.input_flat_share,
-        report.input_grid_score
-    )?;
-    say!(
-        "{:<48} {:>11} {:>12.4} {:>12.4} {:>11.3} {:>11}",
-        "style images themselves (at 256 px; set: halves)",
-        "–",
-        report.style_self_distance,
-        report.style_halves_distance,
-        report.style_flat_share,
-        "–"
-    )?;
-    for (path, f) in &report.models {
+    let row = |name: &str, content: &str, style: &[StyleFigures; 2], flat: f64, grid: &str| -> Result<()> {
         say!(
-            "{:<48} {:>11.4} {:>12.4} {:>12.4} {:>11.3} {:>11.2}",
-            path.display(),
-            f.content_l1,
-            f.style_distance,
-            f.set_style_distance,
+            "{:<48} {:>11} {:>10.4} {:>10.4} {:>12.4} {:>11.4} {:>11.3} {:>11}",
+            name,
+            content,
+            style[0].each,
+            style[0].set,
+            style[1].each,
+            style[1].set,
+            flat,
+            grid
+        )?;
+        Ok(())
+    };
+    let input_grid = format!("{:.2}", report.input_grid_score);
+    row("input photos (unchanged)", "0", &report.input_style, report.input_flat_share, &input_grid)?;
+    row("style images themselves (at 256 px; set: halves)", "–", &report.style_self, report.style_flat_share, "–")?;
+    for (path, f) in &report.models {
+        let content = format!("{:.4}", f.content_l1);
+        row(
+            &path.display().to_string(),
+            &content,
+            &[f.style, f.style_inside],
             f.flat_share,
-            f.grid_score
+            &format!("{:.2}", f.grid_score),
         )?;
     }
     say!(
         "Gram each: mean over images of each one's Gram L1 to the style set's mean Gram; Gram set: \
-         the images' mean Gram against the style set's (lower is closer to the style)"
+         the images' mean Gram against the style set's (lower is closer to the style); inside: the \
+         same with every image measured away from its edges (mirrored by {} px, whose features are cut off)",
+        japanim::model::vgg::EDGE_PAD
     )?;
     Ok(())
 }

@@ -72,6 +72,10 @@ impl VggInput {
     }
 }
 
+/// Pixels of mirrored picture [`Vgg::features_away_from_edges`] is usually given: about half
+/// the conv4_3 receptive field (92 px), in whole feature cells of 8 px.
+pub const EDGE_PAD: i64 = 48;
+
 /// The VGG conv base with its input convention; weights are frozen.
 pub struct Vgg {
     vs: nn::VarStore,
@@ -199,6 +203,24 @@ impl Vgg {
         Ok(h)
     }
 
+    /// conv4 features of RGB in [-1, 1] as if the picture went on past its edges: the image is
+    /// extended by `pad` px of its mirror image (at most what it holds, in whole feature cells
+    /// of 8 px), and the features of the extension are cut off again. Without it the conv
+    /// base's zero padding makes every feature within about 46 px (half the conv4_3 receptive
+    /// field) of an edge describe the edge, not the picture: a 128² crop's conv4 map is all
+    /// such features, and a 512-px photo's Gram matrix is moved as much by painting its
+    /// outer 8 px as by restyling the whole inside.
+    pub fn features_away_from_edges(&self, x: &Tensor, pad: i64) -> Result<Tensor, TchError> {
+        let (_, _, h, w) = x.size4()?;
+        let pad = pad.min(h - 1).min(w - 1).max(0) / 8 * 8;
+        if pad == 0 {
+            return self.features(x);
+        }
+        let f = self.features(&x.f_reflection_pad2d([pad, pad, pad, pad])?)?;
+        let cell = pad / 8;
+        f.f_narrow(2, cell, h / 8)?.f_narrow(3, cell, w / 8)
+    }
+
     /// The response of the first conv layer alone (before ReLU): for checking conversions.
     pub fn first_conv(&self, x: &Tensor) -> Result<Tensor, TchError> {
         let (weight, bias, _) = &self.convs[0];
@@ -236,6 +258,29 @@ mod tests {
                 assert!((g.double_value(&[0, i as i64, j as i64]) - v).abs() < 1e-6);
             }
         }
+    }
+
+    #[test]
+    fn features_away_from_edges_match_inside_and_differ_at_the_edges() {
+        let vgg = crate::model::with_seed(3, || Vgg::random(VggVariant::Vgg16, VggInput::Caffe, Device::Cpu));
+        let x =
+            crate::model::with_seed(4, || Tensor::rand([1, 3, 196, 164], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0);
+        let zero = vgg.features(&x).unwrap();
+        let away = vgg.features_away_from_edges(&x, EDGE_PAD).unwrap();
+        // One feature cell per 8 px, as without the mirror (196 / 8 rounds down to 24).
+        assert_eq!(away.size(), [1, 512, 24, 20]);
+        assert_eq!(away.size(), zero.size());
+        // conv4_3 sees 46 px either side: cells whose view stays inside the picture (from
+        // 56 px in) are the same either way; those at the edge are not.
+        let inner = |f: &Tensor| f.narrow(2, 7, 10).narrow(3, 7, 6);
+        let inside = (inner(&zero) - inner(&away)).abs().max().double_value(&[]);
+        assert!(inside < 1e-4 * zero.abs().max().double_value(&[]), "{inside}");
+        let edge = (zero.narrow(3, 0, 1) - away.narrow(3, 0, 1)).abs().max().double_value(&[]);
+        assert!(edge > 1e-2 * zero.abs().max().double_value(&[]), "{edge}");
+        // A picture smaller than the mirror is mirrored by as much as it holds.
+        let small = x.narrow(2, 0, 20).narrow(3, 0, 12);
+        assert_eq!(vgg.features_away_from_edges(&small, EDGE_PAD).unwrap().size(), [1, 512, 2, 1]);
+        assert_eq!(vgg.features_away_from_edges(&small.narrow(3, 0, 8), EDGE_PAD).unwrap().size(), [1, 512, 2, 1]);
     }
 
     #[test]

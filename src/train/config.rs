@@ -103,6 +103,13 @@ pub struct TrainConfig {
     /// was cut from) whose mean Gram matrix, measured as `japanim eval` measures it, is the
     /// target. Read once when the run starts.
     pub style_images: Option<PathBuf>,
+    /// Content and Gram losses (and the `mean`/`set` style target) taken away from the images'
+    /// edges: each is extended by mirroring before the VGG conv base and those features cut
+    /// off ([`crate::model::vgg::Vgg::features_away_from_edges`]). Without it every conv4
+    /// feature of a 128² crop lies within reach of the conv base's zero padding, so the Gram
+    /// loss pays for painting the crop's border (the edge blots of earlier runs). Costs a
+    /// VGG pass about three times as large at 128².
+    pub losses_away_from_edges: bool,
     /// Weight of a pixel L1 between output and photo during pre-training only (0 = off, the
     /// original). A little of it teaches the generator to pass its input through in far fewer
     /// steps than the VGG loss alone, which helps short CPU runs.
@@ -181,6 +188,7 @@ impl Default for TrainConfig {
             style_weight: 1.0,
             style_target: StyleTarget::Pair,
             style_images: None,
+            losses_away_from_edges: false,
             pretrain_pixel_weight: 0.0,
             abstraction_weight: 0.0,
             abstraction: AbstractionConfig::default(),
@@ -287,6 +295,9 @@ impl TrainConfig {
         }
         if self.abstraction_weight > 0.0 && i64::from(self.crop) < 2 * a.radius + 1 {
             return bad(format!("crop {} is smaller than the abstraction's box", self.crop));
+        }
+        if self.style_images.is_some() && self.style_target != StyleTarget::Set {
+            return bad("style_images is read only with style_target = \"set\"".into());
         }
         if self.keep_checkpoints == 0 {
             return bad("keep_checkpoints must be at least 1".into());

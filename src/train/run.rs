@@ -18,7 +18,7 @@ use super::TrainError;
 use crate::device::{self, DeviceChoice};
 use crate::io::image::{list_images, read_scaled};
 use crate::model::discriminator::Discriminator;
-use crate::model::vgg::{gram, Vgg};
+use crate::model::vgg::{gram, Vgg, EDGE_PAD};
 use crate::model::weights::{ModelInfo, StoredPrecision};
 use crate::model::{Generator, GeneratorConfig, StyleModel};
 use crate::output::PendingFile;
@@ -251,10 +251,27 @@ fn shared_generator_terms(
     Ok(loss)
 }
 
+/// The VGG conv base as the run's perceptual losses read it: with its zero padding, or away
+/// from the images' edges (`losses_away_from_edges`).
+struct Perceptual {
+    vgg: Vgg,
+    away_from_edges: bool,
+}
+
+impl Perceptual {
+    fn features(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
+        if self.away_from_edges {
+            self.vgg.features_away_from_edges(x, EDGE_PAD)
+        } else {
+            self.vgg.features(x)
+        }
+    }
+}
+
 /// One training step; returns its metrics (step and timing filled by the caller).
 fn step(
     nets: &mut Nets,
-    vgg: &Vgg,
+    vgg: &Perceptual,
     batch: &data::Batch,
     config: &TrainConfig,
     (step_number, pretrain): (u64, bool),
@@ -335,7 +352,7 @@ fn step(
 /// The Gram L1 of generated features: towards the style set's mean Gram matrix where the run
 /// has one (`style_target = "mean"` or `"set"`), else each towards its batch's anime image.
 fn style_loss(
-    vgg: &Vgg,
+    vgg: &Perceptual,
     fake_features: &Tensor,
     anime: &Tensor,
     style_gram: Option<&Tensor>,
@@ -349,7 +366,7 @@ fn style_loss(
 /// The mean Gram matrix (C×C, f32) of the VGG features of up to [`STYLE_SET_IMAGES`]
 /// training anime images, each centre-cropped to `crop`, or whole where `crop` is `None`.
 fn style_set_gram(
-    vgg: &Vgg,
+    vgg: &Perceptual,
     dataset: &Dataset,
     config: &TrainConfig,
     crop: Option<u32>,
@@ -374,7 +391,7 @@ fn style_set_gram(
 /// The mean Gram matrix (C×C, f32) of up to [`STYLE_SET_IMAGES`] images of `folder`, spread
 /// evenly over it, each scaled to at most [`STYLE_SIDE`] px: the style set as `japanim eval`
 /// measures it.
-fn style_folder_gram(vgg: &Vgg, folder: &Path, device: Device) -> Result<Tensor, TrainError> {
+fn style_folder_gram(vgg: &Perceptual, folder: &Path, device: Device) -> Result<Tensor, TrainError> {
     let paths = list_images(folder)?;
     if paths.is_empty() {
         return Err(TrainError::Run(format!("style_images {}: no images in the folder", folder.display())));
@@ -385,7 +402,10 @@ fn style_folder_gram(vgg: &Vgg, folder: &Path, device: Device) -> Result<Tensor,
 }
 
 /// The mean Gram matrix (C×C, f32) over every image of `batches` (at least one).
-fn mean_gram(vgg: &Vgg, batches: impl Iterator<Item = Result<Tensor, TrainError>>) -> Result<Tensor, TrainError> {
+fn mean_gram(
+    vgg: &Perceptual,
+    batches: impl Iterator<Item = Result<Tensor, TrainError>>,
+) -> Result<Tensor, TrainError> {
     let (mut sum, mut images): (Option<Tensor>, i64) = (None, 0);
     tch::no_grad(|| -> Result<(), TrainError> {
         for batch in batches {
@@ -412,7 +432,7 @@ const STYLE_SET_IMAGES: usize = 256;
 /// Validation losses over a few fixed batches: (content, style, adversarial).
 fn validate(
     nets: &Nets,
-    vgg: &Vgg,
+    vgg: &Perceptual,
     dataset: &Dataset,
     config: &TrainConfig,
     (device, compute): (Device, Kind),
@@ -479,6 +499,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
         device::resolve(device_choice, config.precision).map_err(|e| TrainError::Run(e.to_string()))?;
     let vgg_path = find_vgg(&config)?;
     let vgg = Vgg::load(&vgg_path, device).map_err(|e| TrainError::Run(e.to_string()))?;
+    let vgg = Perceptual { vgg, away_from_edges: config.losses_away_from_edges };
     let init = match (&config.init, options.resume) {
         (Some(path), false) => Some((path.clone(), read_init(path, &config)?)),
         _ => None,
@@ -623,6 +644,7 @@ pub fn benchmark_steps(config: &TrainConfig, steps: usize, device: Device, compu
     let vgg = crate::model::with_global_rng(|| {
         Vgg::random(crate::model::vgg::VggVariant::Vgg16, crate::model::vgg::VggInput::Caffe, device)
     });
+    let vgg = Perceptual { vgg, away_from_edges: config.losses_away_from_edges };
     let c = i64::from(config.crop);
     let random = || {
         Tensor::f_rand([config.batch as i64, 3, c, c], (Kind::Float, device))
