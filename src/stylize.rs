@@ -52,6 +52,9 @@ pub struct StylizeJob {
     /// Temporal smoothing of the normalisation statistics for video and raw streams: the weight
     /// of the past in the moving average (0: off; see [`crate::engine::temporal`]).
     pub stabilize: f64,
+    /// Frames and images with a longer side over this many px are stylized scaled down to it
+    /// and scaled back (0: at full size; see [`Engine::with_work_size`]).
+    pub work_size: u32,
     /// Fail on the first damaged video frame or packet instead of concealing and counting.
     pub strict_decode: bool,
     /// Stylize only this part of a video (`--part K/N`), for `join` to put together.
@@ -175,6 +178,7 @@ pub fn settings_fingerprint(job: &StylizeJob) -> Result<u64, Error> {
         "encoder": job.encoder,
         "tiles": job.tiles,
         "stabilize": job.stabilize,
+        "work_size": job.work_size,
         "device": if device.is_cuda() { "cuda" } else { "cpu" },
         "kind": format!("{kind:?}"),
         "japanim": env!("CARGO_PKG_VERSION"),
@@ -182,6 +186,13 @@ pub fn settings_fingerprint(job: &StylizeJob) -> Result<u64, Error> {
     hash.write(shape.to_string().as_bytes());
     Ok(hash.0)
 }
+
+/// The longer side frames are stylized at unless `--work-size` says otherwise: the scale of
+/// the default model's training pictures (crops of 1080p frames scaled by 0.3–0.75).
+pub const DEFAULT_WORK_SIZE: u32 = 960;
+
+/// The smallest `--work-size` other than 0 (off).
+pub const MIN_WORK_SIZE: u32 = 64;
 
 /// Weight of the past in the temporal smoothing of video, unless `--stabilize` says
 /// otherwise: about a third of a second of memory at 30 frames/s.
@@ -235,10 +246,18 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
             job.model
         );
     }
-    let Some(request) = &job.tiles else { return Ok(Engine::new(model).with_automatic_tiles()) };
+    if job.work_size != 0 && job.work_size < MIN_WORK_SIZE {
+        return Err(invalid(format!(
+            "--work-size {} must be 0 (full size) or at least {MIN_WORK_SIZE}",
+            job.work_size
+        )));
+    }
+    let Some(request) = &job.tiles else {
+        return Ok(Engine::new(model).with_automatic_tiles().with_work_size(job.work_size));
+    };
     if request.max_tile == 0 {
         tracing::info!("whole frames (--tile 0)");
-        return Ok(Engine::new(model));
+        return Ok(Engine::new(model).with_work_size(job.work_size));
     }
     let settings = request.settings(&info.config, device);
     let side = align4(settings.max_tile.max(8));
@@ -252,7 +271,7 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
         settings.norm,
         settings.batch
     );
-    Ok(Engine::with_tiles(model, settings))
+    Ok(Engine::with_tiles(model, settings).with_work_size(job.work_size))
 }
 
 fn require_image_output(job: &StylizeJob) -> Result<(), Error> {

@@ -496,3 +496,61 @@ fn a_phone_photo_comes_out_upright() {
     let img = image::open(&output).unwrap();
     assert_eq!((img.width(), img.height()), (24, 40), "stylized upright");
 }
+
+#[test]
+fn large_frames_are_stylized_at_the_work_size_and_scaled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let f32 = ["--precision", "f32"];
+    // Smooth frames (a gradient with a bright square), so the half-size copies below are
+    // close whichever filter makes them.
+    let (w, h) = (160u32, 96u32);
+    let frame = |k: u32| -> Vec<u8> {
+        (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .flat_map(|(x, y)| {
+                let inside = (40 + 8 * k..90 + 8 * k).contains(&x) && (30..70).contains(&y);
+                let v = if inside { 230 } else { (x + y) as u8 };
+                [v, (255 - v as u32 / 2) as u8, (y * 2) as u8]
+            })
+            .collect()
+    };
+    let input: Vec<u8> = (0..2).flat_map(frame).collect();
+    let size = ["--size", "160x96"];
+    let full = pipe(&[&size[..], &["--work-size", "0"], &f32].concat(), &model, &input);
+    let scaled = pipe(&[&size[..], &["--work-size", "80"], &f32].concat(), &model, &input);
+    assert!(full.status.success() && scaled.status.success(), "{}", stderr(&scaled));
+    assert_eq!(scaled.stdout.len(), input.len(), "frames come back at their own size");
+    assert_ne!(scaled.stdout, full.stdout);
+    // The frames at 80×48 (2×2 means), stylized at that size: the scaled run's output is
+    // about their stylization scaled up (the engine scales down with another filter), so its
+    // own 2×2 means are far closer to it than the full-size run's (measured: 18 against 58).
+    let half = |data: &[u8], width: u32| -> Vec<u8> {
+        let (hw, rows) = (width / 2, data.len() as u32 / (width * 3) / 2);
+        (0..rows * hw * 3)
+            .map(|i| {
+                let (y, x, c) = (i / (hw * 3), (i / 3) % hw, i % 3);
+                let at = |dy: u32, dx: u32| u32::from(data[(((2 * y + dy) * width + 2 * x + dx) * 3 + c) as usize]);
+                ((at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1) + 2) / 4) as u8
+            })
+            .collect()
+    };
+    let small = pipe(&[&["--size", "80x48", "--work-size", "0"][..], &f32].concat(), &model, &half(&input, w));
+    assert!(small.status.success(), "{}", stderr(&small));
+    let distance = |a: &[u8], b: &[u8]| {
+        a.iter().zip(b).map(|(&a, &b)| (f64::from(a) - f64::from(b)).abs()).sum::<f64>() / a.len() as f64
+    };
+    let (from_scaled, from_full) =
+        (distance(&half(&scaled.stdout, w), &small.stdout), distance(&half(&full.stdout, w), &small.stdout));
+    assert!(from_scaled < 0.5 * from_full, "scaled {from_scaled}, full size {from_full}");
+
+    // Frames no larger than the work size are stylized as they are.
+    let (tw, th) = (24u32, 10u32);
+    let tiny: Vec<u8> = (0..2).flat_map(|i| pattern(tw, th, i)).collect();
+    let as_is = pipe(&["--size", "24x10", "--work-size", "64"], &model, &tiny);
+    let full_size = pipe(&["--size", "24x10", "--work-size", "0"], &model, &tiny);
+    assert!(as_is.status.success() && as_is.stdout == full_size.stdout, "{}", stderr(&as_is));
+    let bad = pipe(&["--size", "24x10", "--work-size", "10"], &model, &tiny);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--work-size 10 must be 0 (full size) or at least 64"), "{}", stderr(&bad));
+}

@@ -164,6 +164,8 @@ fn bench_video(args: &BenchArgs, model: &std::path::Path, video: &std::path::Pat
         raw_fps: None,
         raw_output: None,
         stabilize: 0.0,
+        // Frames at their own size, as the engine benchmark runs them.
+        work_size: 0,
         strict_decode: false,
         part: None,
         overwrite: true,

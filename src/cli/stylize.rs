@@ -69,6 +69,12 @@ pub struct StylizeArgs {
     /// raw streams only (images are stylized alone).
     #[arg(long)]
     pub stabilize: Option<f64>,
+    /// Stylize frames and images at most N px on the longer side and scale the result back
+    /// to their size: the look is drawn at the scale the model learned it (a 1080p frame
+    /// stylized whole comes out barely flatter than the photo), and fewer pixels go through
+    /// the network; 0 for full size [default: 960].
+    #[arg(long, value_name = "N")]
+    pub work_size: Option<u32>,
     /// Fail on a damaged video frame or packet. By default FFmpeg conceals the damage and
     /// japanim warns with the number of damaged frames and their times.
     #[arg(long)]
@@ -128,6 +134,7 @@ pub fn run(args: StylizeArgs, progress: bool) -> Result<()> {
         precision: args.precision,
         batch: args.batch,
         stabilize: args.stabilize,
+        work_size: args.work_size,
         encoder: Some(EncoderSection { codec: args.codec, crf: args.crf, preset: args.preset }),
         ..tile_flags(&args.tiles)
     };
