@@ -41,6 +41,9 @@ pub struct EngineBench {
     pub in_flight: Option<usize>,
     /// Also run whole frames and compare the tiled output with them.
     pub compare: bool,
+    /// Frames over this many px are stylized at it and scaled back, as `stylize
+    /// --work-size` does (0: at their own size).
+    pub work_size: u32,
 }
 
 /// What [`run_engine`] measured.
@@ -111,14 +114,17 @@ pub fn run_engine(bench: &EngineBench) -> Result<EngineReport, Error> {
     let batch = bench.batch.max(1);
     let templates = templates(&bench.images, w, h)?;
     let make_engine = || -> Result<Engine, Error> {
-        Ok(match bench.tiles {
+        let engine = match bench.tiles {
             Some(t) => Engine::with_tiles(load()?, t),
             None => Engine::new(load()?),
-        })
+        };
+        Ok(engine.with_work_size(bench.work_size))
     };
     let calls = bench.frames.max(1).div_ceil(batch);
     let frame_count = (calls * batch) as u64;
     let mut engine = make_engine()?;
+    // The size the generator runs at: the frame's, or the work size's.
+    let (gw, gh) = engine.work_dimensions(w, h);
     tch::no_grad(|| -> Result<(), Error> {
         // Warm-up: cuDNN picks its algorithms for this shape before the clock starts.
         let frames: Vec<&Frame> = (0..batch).map(|i| &templates[i % templates.len()]).collect();
@@ -142,7 +148,7 @@ pub fn run_engine(bench: &EngineBench) -> Result<EngineReport, Error> {
     // the engine's transfers, conversions, padding and tiling cost on top.
     let bare_seconds = tch::no_grad(|| -> Result<f64, Error> {
         let model = load()?;
-        let shape = [batch as i64, 3, i64::from(align4(h).max(8)), i64::from(align4(w).max(8))];
+        let shape = [batch as i64, 3, i64::from(align4(gh).max(8)), i64::from(align4(gw).max(8))];
         let x =
             Tensor::f_rand(shape, (Kind::Float, bench.device)).and_then(|x| x.f_to_kind(bench.kind)).map_err(torch)?;
         let _ = model.generator().forward(&x).map_err(torch)?;
@@ -165,12 +171,15 @@ pub fn run_engine(bench: &EngineBench) -> Result<EngineReport, Error> {
     };
     Ok(EngineReport {
         config,
-        layout: layout(bench.tiles, w, h)?,
+        layout: match (gw, gh) == (w, h) {
+            true => layout(bench.tiles, w, h)?,
+            false => format!("drawn at {gw}x{gh} and scaled back, {}", layout(bench.tiles, gw, gh)?),
+        },
         in_flight,
         stats,
         engine_fps,
         bare_fps,
-        flop_per_frame: 2.0 * config.macs_per_pixel() * f64::from(w) * f64::from(h),
+        flop_per_frame: 2.0 * config.macs_per_pixel() * f64::from(gw) * f64::from(gh),
         peak_host_mib,
         device_memory_mib,
         device_name,

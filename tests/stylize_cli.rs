@@ -443,6 +443,12 @@ fn bench_times_the_engine_stream_against_the_bare_generator() {
 
     let out = run(japanim().args(["bench", "--size", "40x24", "--in-flight", "0"]));
     assert!(!out.status.success() && stderr(&out).contains("--in-flight"), "{}", stderr(&out));
+
+    // With a work size, the generator runs on the scaled frames.
+    let out =
+        run(japanim().args(["bench", "--size", "80x48", "--frames", "1", "--work-size", "64", "--model"]).arg(&model));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("80x48, batch 1, drawn at 64x38 and scaled back"), "{text}");
 }
 
 #[test]

@@ -76,6 +76,10 @@ pub struct BenchArgs {
     /// stylize → encode (audio copied) into a temporary file, deleted after.
     #[arg(long, conflicts_with_all = ["train", "compare", "image"])]
     pub video: Option<PathBuf>,
+    /// Stylize frames at most N px on the longer side and scale them back, as `stylize
+    /// --work-size` does [default: 0, frames at their own size].
+    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with_all = ["train", "compare"])]
+    pub work_size: u32,
 }
 
 /// `bench`: generator (or tiled engine) throughput, and optionally tiled-vs-whole accuracy.
@@ -164,8 +168,7 @@ fn bench_video(args: &BenchArgs, model: &std::path::Path, video: &std::path::Pat
         raw_fps: None,
         raw_output: None,
         stabilize: 0.0,
-        // Frames at their own size, as the engine benchmark runs them.
-        work_size: 0,
+        work_size: args.work_size,
         strict_decode: false,
         part: None,
         overwrite: true,
@@ -205,6 +208,7 @@ fn bench_with(args: &BenchArgs, path: &std::path::Path, device: tch::Device, kin
         images: args.image.clone(),
         in_flight: args.in_flight.map(|n| n as usize),
         compare: args.compare,
+        work_size: args.work_size,
     };
     let report = japanim::bench::run_engine(&bench)?;
     print_report(args, &report, device, kind)
