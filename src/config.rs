@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::{DeviceChoice, PrecisionChoice};
 use crate::engine::tiled::NormStrategy;
 use crate::model::ModelSource;
-use crate::stylize::{StylizeJob, TileRequest, DEFAULT_STABILIZE, DEFAULT_WORK_SIZE};
+use crate::stylize::{StylizeJob, TileRequest, DEFAULT_STABILIZE};
 
 /// Blend width on each side of a tile boundary unless set, px.
 pub const DEFAULT_FEATHER: u32 = 8;
@@ -45,7 +45,8 @@ pub struct StylizeSection {
     pub tile_batch: Option<usize>,
     /// Temporal smoothing of video: the weight of the past, 0 for off.
     pub stabilize: Option<f64>,
-    /// Longest side frames are stylized at (scaled back after), 0 for full size.
+    /// Longest side frames are stylized at (scaled back after), 0 for full size; unset: the
+    /// model's.
     pub work_size: Option<u32>,
     /// Video encoder settings.
     pub encoder: Option<EncoderSection>,
@@ -128,7 +129,7 @@ impl StylizeSection {
             raw_fps: run.raw_fps,
             raw_output: run.raw_output,
             stabilize: self.stabilize.unwrap_or(DEFAULT_STABILIZE),
-            work_size: self.work_size.unwrap_or(DEFAULT_WORK_SIZE),
+            work_size: self.work_size,
             strict_decode: run.strict_decode,
             part: run.part,
             overwrite: run.overwrite,
@@ -156,7 +157,7 @@ impl StylizeSection {
             tile_norm: tiles.map(|t| t.norm),
             tile_batch: tiles.and_then(|t| t.batch),
             stabilize: Some(job.stabilize),
-            work_size: Some(job.work_size),
+            work_size: job.work_size,
             encoder: Some(EncoderSection {
                 codec: Some(job.encoder.codec.clone()),
                 crf: job.encoder.crf,

@@ -53,8 +53,9 @@ pub struct StylizeJob {
     /// of the past in the moving average (0: off; see [`crate::engine::temporal`]).
     pub stabilize: f64,
     /// Frames and images with a longer side over this many px are stylized scaled down to it
-    /// and scaled back (0: at full size; see [`Engine::with_work_size`]).
-    pub work_size: u32,
+    /// and scaled back (0: at full size; see [`Engine::with_work_size`]); `None`: the model's
+    /// (`japanim.work_size`).
+    pub work_size: Option<u32>,
     /// Fail on the first damaged video frame or packet instead of concealing and counting.
     pub strict_decode: bool,
     /// Stylize only this part of a video (`--part K/N`), for `join` to put together.
@@ -187,13 +188,6 @@ pub fn settings_fingerprint(job: &StylizeJob) -> Result<u64, Error> {
     Ok(hash.0)
 }
 
-/// The longer side frames are stylized at unless `--work-size` says otherwise: the scale of
-/// the default model's training pictures (crops of 1080p frames scaled by 0.3–0.75).
-pub const DEFAULT_WORK_SIZE: u32 = 960;
-
-/// The smallest `--work-size` other than 0 (off).
-pub const MIN_WORK_SIZE: u32 = 64;
-
 /// Weight of the past in the temporal smoothing of video, unless `--stabilize` says
 /// otherwise: about a third of a second of memory at 30 frames/s.
 pub const DEFAULT_STABILIZE: f64 = 0.9;
@@ -246,20 +240,26 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
             job.model
         );
     }
-    if job.work_size != 0 && job.work_size < MIN_WORK_SIZE {
-        return Err(invalid(format!(
-            "--work-size {} must be 0 (full size) or at least {MIN_WORK_SIZE}",
-            job.work_size
-        )));
-    }
-    let Some(request) = &job.tiles else {
-        return Ok(Engine::new(model).with_automatic_tiles().with_work_size(job.work_size));
+    let work_size = match job.work_size {
+        Some(n) if !crate::model::weights::valid_work_size(n) => {
+            let least = crate::model::weights::MIN_WORK_SIZE;
+            return Err(invalid(format!("--work-size {n} must be 0 (full size) or at least {least}")));
+        }
+        Some(n) => n,
+        None => info.work_size,
     };
+    Ok(tiled_engine(job, model, device)?.with_work_size(work_size))
+}
+
+/// The engine for the tiling the job asks for: the engine's own choice, whole frames, or
+/// tiles of a given size.
+fn tiled_engine(job: &StylizeJob, model: crate::model::StyleModel, device: tch::Device) -> Result<Engine, Error> {
+    let Some(request) = &job.tiles else { return Ok(Engine::new(model).with_automatic_tiles()) };
     if request.max_tile == 0 {
         tracing::info!("whole frames (--tile 0)");
-        return Ok(Engine::new(model).with_work_size(job.work_size));
+        return Ok(Engine::new(model));
     }
-    let settings = request.settings(&info.config, device);
+    let settings = request.settings(&model.info().config, device);
     let side = align4(settings.max_tile.max(8));
     TilePlan::new(side, side, settings.max_tile, settings.halo)
         .map_err(|e| invalid(format!("--tile {}: {e}", settings.max_tile)))?;
@@ -271,7 +271,7 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
         settings.norm,
         settings.batch
     );
-    Ok(Engine::with_tiles(model, settings).with_work_size(job.work_size))
+    Ok(Engine::with_tiles(model, settings))
 }
 
 fn require_image_output(job: &StylizeJob) -> Result<(), Error> {

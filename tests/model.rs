@@ -498,3 +498,22 @@ fn outlines_only_darken_and_fall_on_the_dark_side_of_edges() {
         assert!(kept < 1.0 - cap + 0.1, "ink cap {cap} is reached: kept {kept}");
     }
 }
+
+#[test]
+fn the_work_size_is_read_from_the_file_and_checked() {
+    // The shipped default draws frames over 960 px at 960 px.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.safetensors");
+    assert_eq!(load(&shipped).unwrap().info().work_size, 960);
+    // A new model has none; the key round trips; a file from before it has none; a size
+    // under the least is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let config = GeneratorConfig { base_channels: 4, residual_blocks: 1, ..Default::default() };
+    StyleModel::init(config, 3, "test").save(StoredPrecision::F32, &path).unwrap();
+    assert_eq!(load(&path).unwrap().info().work_size, 0);
+    let edited = |name: &str, to: &str| edited_copy(&path, name, "\"japanim.work_size\":\"0\"", to);
+    assert_eq!(load(&edited("w.safetensors", "\"japanim.work_size\":\"320\"")).unwrap().info().work_size, 320);
+    assert_eq!(load(&edited("old.safetensors", "\"japanim.note\":\"0\"")).unwrap().info().work_size, 0);
+    let err = load(&edited("bad.safetensors", "\"japanim.work_size\":\"10\"")).err().unwrap().to_string();
+    assert!(err.contains("japanim.work_size = \"10\" is not 0 or a whole number from 64"), "{err}");
+}

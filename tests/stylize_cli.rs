@@ -560,3 +560,21 @@ fn large_frames_are_stylized_at_the_work_size_and_scaled_back() {
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("--work-size 10 must be 0 (full size) or at least 64"), "{}", stderr(&bad));
 }
+
+#[test]
+fn the_default_model_draws_large_frames_at_its_work_size() {
+    // 1000 px wide: over the default model's 960.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("wide.png");
+    write_png(&input, 1000, 24);
+    let stylize = |name: &str, extra: &[&str]| -> Vec<u8> {
+        let output = dir.path().join(name);
+        let out = run(japanim().arg("stylize").arg(&input).arg("-o").arg(&output).args(extra));
+        assert!(out.status.success(), "{}", stderr(&out));
+        image::open(&output).unwrap().to_rgb8().into_raw()
+    };
+    let by_model = stylize("model.png", &[]);
+    assert_eq!(by_model.len(), 1000 * 24 * 3);
+    assert_eq!(by_model, stylize("960.png", &["--work-size", "960"]), "the model's 960 px");
+    assert_ne!(by_model, stylize("full.png", &["--work-size", "0"]));
+}

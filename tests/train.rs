@@ -78,7 +78,7 @@ fn a_run_logs_finite_losses_plots_samples_and_exports() {
     let dir = tempfile::tempdir().unwrap();
     let (data, run) = (dir.path().join("data"), dir.path().join("run"));
     dataset(&data);
-    let config = tiny_config(&vgg_file(dir.path()));
+    let config = TrainConfig { work_size: 480, ..tiny_config(&vgg_file(dir.path())) };
     let summary = train::train(&options(&data, &run, Some(config.clone()), false, None)).unwrap();
     assert_eq!((summary.step, summary.total_steps), (6, 6));
 
@@ -119,6 +119,7 @@ fn a_run_logs_finite_losses_plots_samples_and_exports() {
     let loaded = japanim::model::StyleModel::load(&model, Device::Cpu, Kind::Float).unwrap();
     assert!(loaded.info().trained);
     assert_eq!(loaded.info().config, config.generator());
+    assert_eq!(loaded.info().work_size, config.work_size, "the run's work size goes into the model");
 
     let again = train::train(&options(&data, &run, Some(config), false, None)).err().unwrap().to_string();
     assert!(again.contains("already holds a run: pass --resume"), "{again}");

@@ -168,7 +168,7 @@ fn bench_video(args: &BenchArgs, model: &std::path::Path, video: &std::path::Pat
         raw_fps: None,
         raw_output: None,
         stabilize: 0.0,
-        work_size: args.work_size,
+        work_size: Some(args.work_size),
         strict_decode: false,
         part: None,
         overwrite: true,

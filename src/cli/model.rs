@@ -156,6 +156,10 @@ fn info(path: &std::path::Path) -> Result<()> {
     say!("architecture:    CartoonGAN generator, {}", info.config)?;
     say!("parameters:      {}", model.parameter_count())?;
     say!("multiply-adds:   {:.3} M per pixel", info.config.macs_per_pixel() / 1e6)?;
+    match info.work_size {
+        0 => say!("work size:       none (frames are drawn at their own size)")?,
+        n => say!("work size:       {n} px (larger frames are drawn at {n} px on the longer side and scaled back)")?,
+    }
     say!("trained:         {}", info.trained)?;
     say!("description:     {}", info.description)?;
     say!("input:           {}", model::weights::INPUT_CONVENTION)?;

@@ -72,7 +72,8 @@ pub struct StylizeArgs {
     /// Stylize frames and images at most N px on the longer side and scale the result back
     /// to their size: the look is drawn at the scale the model learned it (a 1080p frame
     /// stylized whole comes out barely flatter than the photo), and fewer pixels go through
-    /// the network; 0 for full size [default: 960].
+    /// the network; 0 for full size [default: the model's: 960 for the default model, full
+    /// size for models without one].
     #[arg(long, value_name = "N")]
     pub work_size: Option<u32>,
     /// Fail on a damaged video frame or packet. By default FFmpeg conceals the damage and

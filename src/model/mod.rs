@@ -65,7 +65,7 @@ impl StyleModel {
     pub fn init(config: GeneratorConfig, seed: u64, description: &str) -> Self {
         let vs = VarStore::new(Device::Cpu);
         let generator = with_seed(seed, || Generator::new(&vs.root(), config));
-        let info = ModelInfo { config, trained: false, description: description.to_string() };
+        let info = ModelInfo { config, trained: false, work_size: 0, description: description.to_string() };
         Self { vs, generator, info }
     }
 

@@ -11,6 +11,9 @@
 //!   absent is 0), `japanim.reflect_padding` (`true` or `false`; absent is `false`),
 //!   `japanim.detail_channels` (the full-resolution detail path's width, 0–256; absent is 0)
 //! - `japanim.input` / `japanim.output`: the value convention (RGB, NCHW, [-1, 1])
+//! - `japanim.work_size`: the longer side, in px, `stylize` draws larger frames at before
+//!   scaling the result back (the scale the model learned its look at); 0 or absent: frames
+//!   are drawn at their own size
 //! - `japanim.trained`: `true` for a trained model, `false` for random initialisation
 //! - `japanim.description`: free text (how it was made)
 //!
@@ -23,6 +26,14 @@ use safetensors::{Dtype, SafeTensors};
 use tch::{nn::VarStore, Kind, Tensor};
 
 use super::generator::{valid_margin, GeneratorConfig, DEFAULT_OUTLINE_INK, MAX_DETAIL_CHANNELS, MAX_MARGIN};
+
+/// The smallest work size other than 0 (frames at their own size).
+pub const MIN_WORK_SIZE: u32 = 64;
+
+/// Whether `work_size` is 0 or at least [`MIN_WORK_SIZE`].
+pub fn valid_work_size(work_size: u32) -> bool {
+    work_size == 0 || work_size >= MIN_WORK_SIZE
+}
 
 const FORMAT: &str = "cartoongan-generator";
 const FORMAT_VERSION: &str = "1";
@@ -116,6 +127,9 @@ pub struct ModelInfo {
     pub config: GeneratorConfig,
     /// Whether the weights were trained (false: random initialisation).
     pub trained: bool,
+    /// The longer side larger frames are drawn at and scaled back from (0: their own size;
+    /// see [`crate::engine::Engine::with_work_size`]).
+    pub work_size: u32,
     /// How the model was made.
     pub description: String,
 }
@@ -137,6 +151,7 @@ impl ModelInfo {
             ("japanim.detail_channels", self.config.detail_channels.to_string()),
             ("japanim.input", INPUT_CONVENTION.to_string()),
             ("japanim.output", OUTPUT_CONVENTION.to_string()),
+            ("japanim.work_size", self.work_size.to_string()),
             ("japanim.trained", self.trained.to_string()),
             ("japanim.description", self.description.clone()),
         ]
@@ -205,8 +220,15 @@ impl ModelInfo {
                 })?,
             },
         };
+        let work_size = match meta.get("japanim.work_size") {
+            None => 0,
+            Some(text) => text.parse::<u32>().ok().filter(|&v| valid_work_size(v)).ok_or_else(|| {
+                bad(format!("japanim.work_size = {text:?} is not 0 or a whole number from {MIN_WORK_SIZE}"))
+            })?,
+        };
         Ok(Self {
             config,
+            work_size,
             trained: meta.get("japanim.trained").is_some_and(|t| t == "true"),
             description: meta.get("japanim.description").cloned().unwrap_or_default(),
         })

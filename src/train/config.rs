@@ -67,6 +67,10 @@ pub struct TrainConfig {
     /// fine detail where the photo has it (0 when unset: none). A run may start (`init`) from
     /// a file without one; the path then starts at zero.
     pub detail_channels: u32,
+    /// Written into the exported model (`japanim.work_size`): the longer side `stylize` draws
+    /// larger frames at, the scale of this run's training pictures (0 when unset: frames at
+    /// their own size). Training itself does not read it.
+    pub work_size: u32,
     /// Discriminator width (32 in the original).
     pub disc_channels: i64,
     /// Side of the square training crops.
@@ -171,6 +175,7 @@ impl Default for TrainConfig {
             margin: 0,
             reflect_padding: false,
             detail_channels: 0,
+            work_size: 0,
             disc_channels: 32,
             crop: 256,
             batch: 8,
@@ -285,6 +290,13 @@ impl TrainConfig {
         if self.detail_channels > crate::model::generator::MAX_DETAIL_CHANNELS {
             let most = crate::model::generator::MAX_DETAIL_CHANNELS;
             return bad(format!("detail_channels {} must be from 0 to {most}", self.detail_channels));
+        }
+        if !crate::model::weights::valid_work_size(self.work_size) {
+            let least = crate::model::weights::MIN_WORK_SIZE;
+            return bad(format!(
+                "work_size {} must be 0 (frames at their own size) or at least {least}",
+                self.work_size
+            ));
         }
         if !(self.flat_threshold > 0.0 && self.flat_threshold.is_finite()) {
             return bad(format!("flat_threshold {} must be above 0", self.flat_threshold));

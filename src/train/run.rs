@@ -685,7 +685,7 @@ pub fn export(run: &Path, output: &Path, precision: StoredPrecision, overwrite: 
     let bytes = crate::model::weights::read_file(&path).map_err(|e| TrainError::Run(e.to_string()))?;
     crate::model::weights::load_into(&targets, &bytes, &path, "", true, "generator")
         .map_err(|e| TrainError::Run(e.to_string()))?;
-    let info = ModelInfo { config: config.generator(), trained: true, description };
+    let info = ModelInfo { config: config.generator(), trained: true, work_size: config.work_size, description };
     let pending = PendingFile::new(output, overwrite).map_err(|e| TrainError::Run(e.to_string()))?;
     model.save_with_info(&info, precision, pending.temp_path()).map_err(|e| TrainError::Run(e.to_string()))?;
     pending.commit().map_err(|e| TrainError::Run(e.to_string()))
