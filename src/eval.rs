@@ -27,17 +27,24 @@ pub struct StyleFigures {
     pub set: f64,
 }
 
+/// The Gram figures of a set of images taken both ways.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GramFigures {
+    /// As the picture issue defines them: the conv base pads each image with zeros.
+    pub zero_padded: StyleFigures,
+    /// With every image, style images too, measured away from its edges
+    /// ([`Vgg::features_away_from_edges`], [`EDGE_PAD`] px): what the picture looks like
+    /// inside, not at its border.
+    pub inside: StyleFigures,
+}
+
 /// Figures for one model on a photo set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalFigures {
     /// Mean conv4 L1 between output and input (lower keeps more content).
     pub content_l1: f64,
-    /// Gram distances of the outputs to the style set, as the picture issue defines them
-    /// (the conv base pads each image with zeros).
-    pub style: StyleFigures,
-    /// The same, with every image measured away from its edges (both the outputs and the
-    /// style set; [`EDGE_PAD`] px): what the picture looks like inside, not at its border.
-    pub style_inside: StyleFigures,
+    /// Gram distances of the outputs to the style set.
+    pub style: GramFigures,
     /// Mean share of flat pixels of the outputs ([`crate::look::flat_share`]; cartoons are
     /// flatter than photos).
     pub flat_share: f64,
@@ -53,14 +60,13 @@ pub struct EvalReport {
     pub photos: usize,
     /// Style images averaged.
     pub style_images: usize,
-    /// Gram distances of the unchanged photos to the style set (with zero padding, and away
-    /// from the edges).
-    pub input_style: [StyleFigures; 2],
-    /// The style images themselves, each against the set's mean (each image counts in the
-    /// mean, so `each` is a little low: how close "as cartoon as the set" is), and the two
-    /// halves of the set (every other image) against each other as `set` (the floor a set of
-    /// outputs as cartoon as the set would reach). With zero padding, and away from the edges.
-    pub style_self: [StyleFigures; 2],
+    /// Gram distances of the unchanged photos to the style set.
+    pub input_style: GramFigures,
+    /// The style images themselves: `each` is each against the set's mean (each image counts
+    /// in the mean, so it is a little low: how close "as cartoon as the set" is), `set` the
+    /// two halves of the set (every other image) against each other (the floor a set of
+    /// outputs as cartoon as the set would reach).
+    pub style_self: GramFigures,
     /// Mean share of flat pixels of the style images, at the size their Gram matrices are
     /// taken.
     pub style_flat_share: f64,
@@ -127,12 +133,13 @@ impl GramTally {
     }
 
     /// Each image's mean distance and the mean matrix's distance, both ways.
-    fn figures(&self, target: &[Tensor; 2]) -> [StyleFigures; 2] {
+    fn figures(&self, target: &[Tensor; 2]) -> GramFigures {
         let n = self.images.max(1) as f64;
-        [0, 1].map(|way| StyleFigures {
+        let [zero_padded, inside] = [0, 1].map(|way| StyleFigures {
             each: self.distance[way] / n,
             set: self.sum[way].as_ref().map_or(f64::NAN, |s| mean_l1(&(s / n), &target[way])),
-        })
+        });
+        GramFigures { zero_padded, inside }
     }
 }
 
@@ -184,8 +191,12 @@ pub fn evaluate(
         for path in &style_paths {
             style_self.add(style_grams_of(path)?.1, &style_gram);
         }
-        let style_self = style_self.figures(&style_gram);
-        let style_self = [0, 1].map(|way| StyleFigures { each: style_self[way].each, set: halves_distance[way] });
+        // The set's mean against itself would be 0: its `set` figure is the halves'.
+        let GramFigures { zero_padded, inside } = style_self.figures(&style_gram);
+        let style_self = GramFigures {
+            zero_padded: StyleFigures { each: zero_padded.each, set: halves_distance[0] },
+            inside: StyleFigures { each: inside.each, set: halves_distance[1] },
+        };
         let frames: Vec<_> = photo_paths.iter().map(|p| load_scaled(p, max_side)).collect::<Result<_, _>>()?;
         let (input_flat, input_grid) = look_of(&frames);
         let mut input_tally = GramTally::default();
@@ -198,7 +209,10 @@ pub fn evaluate(
         let n = frames.len() as f64;
         let mut results = Vec::new();
         for model_path in models {
-            let mut engine = Engine::new(StyleModel::load(model_path, Device::Cpu, Kind::Float)?);
+            // Drawn as `stylize` draws it: photos larger than the model's work size at that size.
+            let model = StyleModel::load(model_path, Device::Cpu, Kind::Float)?;
+            let work_size = model.info().work_size;
+            let mut engine = Engine::new(model).with_work_size(work_size);
             let mut tally = GramTally::default();
             let (mut content, mut flat, mut grid) = (0.0, 0.0, 0.0);
             for (frame, input_f) in frames.iter().zip(&input_features) {
@@ -211,13 +225,11 @@ pub fn evaluate(
                 flat += look::flat_share(&styled.data, styled.width, styled.height);
                 grid += look::grid_score(&styled.data, styled.width, styled.height);
             }
-            let [style, style_inside] = tally.figures(&style_gram);
             results.push((
                 model_path.clone(),
                 EvalFigures {
                     content_l1: content / n,
-                    style,
-                    style_inside,
+                    style: tally.figures(&style_gram),
                     flat_share: flat / n,
                     grid_score: grid / n,
                 },

@@ -104,7 +104,9 @@ impl PendingFile {
     /// crash or power cut soon after cannot leave an empty or partial file under the final
     /// name (file systems may order the rename before the data).
     pub fn commit(mut self) -> Result<PathBuf, OutputError> {
-        std::fs::File::open(&self.temp)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.temp)
             .and_then(|file| file.sync_all())
             .map_err(|source| OutputError::Flush { path: self.destination.clone(), source })?;
         // Under the registry's lock, so an interrupt either sees the temporary file and

@@ -162,16 +162,28 @@ pub fn run(job: &StylizeJob) -> Result<Summary, Error> {
 }
 
 /// A fingerprint of everything that shapes a part's pictures and stream: the model's bytes,
-/// the encoder, tiles, temporal smoothing, the device kind and precision as they resolve on
+/// the encoder, tiles, temporal smoothing, the work size, the device kind and precision as they resolve on
 /// this machine, and japanim's version. `join` refuses parts whose fingerprints differ.
 pub fn settings_fingerprint(job: &StylizeJob) -> Result<u64, Error> {
     let mut hash = crate::parts::Fnv::default();
-    match &job.model {
-        ModelSource::File(path) => {
-            hash.write(&std::fs::read(path).map_err(|e| invalid(format!("model {}: {e}", path.display())))?)
+    let (bytes, name) = match &job.model {
+        ModelSource::File(path) => (
+            std::borrow::Cow::Owned(
+                std::fs::read(path).map_err(|e| invalid(format!("model {}: {e}", path.display())))?,
+            ),
+            path.as_path(),
+        ),
+        ModelSource::BuiltIn => {
+            (std::borrow::Cow::Borrowed(crate::model::BUILT_IN_DEFAULT), Path::new(crate::model::BUILT_IN_NAME))
         }
-        ModelSource::BuiltIn => hash.write(crate::model::BUILT_IN_DEFAULT),
-    }
+    };
+    hash.write(&bytes);
+    // The size frames are drawn at, resolved: naming the model's own work size makes the same
+    // parts as leaving it to the model.
+    let work_size = match job.work_size {
+        Some(n) => n,
+        None => crate::model::weights::info_of(&bytes, name)?.work_size,
+    };
     // What the device and precision resolve to here (auto is bf16 on some CPUs, f32 on
     // others), and the build: parts from different machines must have run the same arithmetic.
     let (device, kind) = device::resolve(job.device, job.precision)?;
@@ -179,7 +191,7 @@ pub fn settings_fingerprint(job: &StylizeJob) -> Result<u64, Error> {
         "encoder": job.encoder,
         "tiles": job.tiles,
         "stabilize": job.stabilize,
-        "work_size": job.work_size,
+        "work_size": work_size,
         "device": if device.is_cuda() { "cuda" } else { "cpu" },
         "kind": format!("{kind:?}"),
         "japanim": env!("CARGO_PKG_VERSION"),
@@ -243,7 +255,7 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
     let work_size = match job.work_size {
         Some(n) if !crate::model::weights::valid_work_size(n) => {
             let least = crate::model::weights::MIN_WORK_SIZE;
-            return Err(invalid(format!("--work-size {n} must be 0 (full size) or at least {least}")));
+            return Err(invalid(format!("work size {n} must be 0 (full size) or at least {least}")));
         }
         Some(n) => n,
         None => info.work_size,
@@ -628,4 +640,29 @@ fn run_video(job: &StylizeJob) -> Result<Summary, Error> {
         tracing::info!("{shots} shot(s): the smoothed statistics restarted at each cut");
     }
     finish(stats, destination)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_fingerprint_the_work_size_they_draw_at() {
+        let run = crate::config::StylizeRun {
+            input: "in.mp4".into(),
+            output: "out.mp4".into(),
+            raw_size: None,
+            raw_fps: None,
+            raw_output: None,
+            strict_decode: false,
+            part: None,
+            overwrite: false,
+            progress: false,
+        };
+        let job = StylizeJob { model: ModelSource::BuiltIn, ..crate::config::StylizeSection::default().job(run) };
+        let with = |work_size: Option<u32>| settings_fingerprint(&StylizeJob { work_size, ..job.clone() }).unwrap();
+        // The built-in model's own work size, named or left to it, draws the same parts.
+        assert_eq!(with(None), with(Some(960)));
+        assert_ne!(with(None), with(Some(0)));
+    }
 }

@@ -87,6 +87,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.batch == 0 || args.frames == 0 {
         bail!("--batch and --frames must be at least 1");
     }
+    if !japanim::model::weights::valid_work_size(args.work_size) {
+        let least = japanim::model::weights::MIN_WORK_SIZE;
+        bail!("work size {} must be 0 (full size) or at least {least}", args.work_size);
+    }
     let (device, kind) = device::resolve(args.device, args.precision)?;
     if args.train {
         let config = japanim::train::TrainConfig {

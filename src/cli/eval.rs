@@ -7,7 +7,7 @@ use super::say;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use japanim::eval::StyleFigures;
+use japanim::eval::GramFigures;
 use japanim::model;
 
 /// `japanim eval`.
@@ -78,15 +78,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
         "flat share",
         "grid score"
     )?;
-    let row = |name: &str, content: &str, style: &[StyleFigures; 2], flat: f64, grid: &str| -> Result<()> {
+    let row = |name: &str, content: &str, style: &GramFigures, flat: f64, grid: &str| -> Result<()> {
         say!(
             "{:<48} {:>11} {:>10.4} {:>10.4} {:>12.4} {:>11.4} {:>11.3} {:>11}",
             name,
             content,
-            style[0].each,
-            style[0].set,
-            style[1].each,
-            style[1].set,
+            style.zero_padded.each,
+            style.zero_padded.set,
+            style.inside.each,
+            style.inside.set,
             flat,
             grid
         )?;
@@ -97,13 +97,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     row("style images themselves (at 256 px; set: halves)", "–", &report.style_self, report.style_flat_share, "–")?;
     for (path, f) in &report.models {
         let content = format!("{:.4}", f.content_l1);
-        row(
-            &path.display().to_string(),
-            &content,
-            &[f.style, f.style_inside],
-            f.flat_share,
-            &format!("{:.2}", f.grid_score),
-        )?;
+        row(&path.display().to_string(), &content, &f.style, f.flat_share, &format!("{:.2}", f.grid_score))?;
     }
     say!(
         "Gram each: mean over images of each one's Gram L1 to the style set's mean Gram; Gram set: \

@@ -265,6 +265,8 @@ impl Engine {
         if self.tiled.is_some() {
             return 1;
         }
+        // The generator runs on frames at the work size.
+        let (width, height) = self.work_dimensions(width, height);
         let (w, h) = (padded(i64::from(width)), padded(i64::from(height)));
         let per_frame = whole_frame_bytes(self.model.info().config.base_channels, w, h, 1, self.model.kind());
         match crate::device::cuda::memory(index) {
@@ -301,30 +303,28 @@ impl Engine {
         }
         let (device, kind) = (self.model.device(), self.model.kind());
         let (wi, hi, n) = (i64::from(w), i64::from(h), frames.len() as i64);
+        let (frame_h, frame_w) = (hi, wi);
+        let (ws, hs) = self.work_dimensions(w, h);
+        let scaled = (ws, hs) != (w, h);
         let slot = self.uploads.next(device, [n, hi, wi, 3])?;
         slot.fill(frames);
         // u8 → [-1, 1] on the device: only bytes cross the bus, asynchronously from pinned
-        // memory on CUDA. In place, so one float copy of the batch exists, not three.
+        // memory on CUDA. In place, so one float copy of the batch exists, not three. Frames
+        // to scale go through f32: not every resampling kernel has a bf16 version.
         let mut x = slot
             .staging
             .f_to_device_(device, Kind::Uint8, device.is_cuda(), false)?
             .f_permute([0, 3, 1, 2])?
-            .f_to_kind(kind)?;
+            .f_to_kind(if scaled { Kind::Float } else { kind })?;
         let _ = x.f_mul_scalar_(1.0 / 127.5)?;
         let _ = x.f_sub_scalar_(1.0)?;
-        let (frame_h, frame_w) = (hi, wi);
-        let (ws, hs) = self.work_dimensions(w, h);
         let (wi, hi) = (i64::from(ws), i64::from(hs));
-        if (wi, hi) != (frame_w, frame_h) {
+        if scaled {
             if self.work_logged != Some((w, h)) {
                 self.work_logged = Some((w, h));
-                tracing::info!("{w}x{h} frames stylized at {ws}x{hs} and scaled back (--work-size 0: at full size)");
+                tracing::info!("{w}x{h} frames stylized at {ws}x{hs} and scaled back (work size 0: at full size)");
             }
-            // Resampled in f32: not every kernel has a bf16 version on every device.
-            x = x
-                .f_to_kind(Kind::Float)?
-                .f_internal_upsample_bilinear2d_aa([hi, wi], false, None, None)?
-                .f_to_kind(kind)?;
+            x = x.f_internal_upsample_bilinear2d_aa([hi, wi], false, None, None)?.f_to_kind(kind)?;
         }
         // The model's margin (mirrored picture around the frame) goes around the whole frame,
         // so tiles and statistics see it as the network sees it in training.
@@ -350,7 +350,7 @@ impl Engine {
         // [-1, 1] → u8, in place after the first step (as above).
         let y = self.model.generator().remove_margin(&y)?;
         let mut y = y.f_narrow(2, 0, hi)?.f_narrow(3, 0, wi)?;
-        if (wi, hi) != (frame_w, frame_h) {
+        if scaled {
             y = y.f_to_kind(Kind::Float)?.f_upsample_bicubic2d([frame_h, frame_w], false, None, None)?;
         }
         let mut y = y.f_add_scalar(1.0)?;

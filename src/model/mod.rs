@@ -154,7 +154,7 @@ impl serde::Serialize for ModelSource {
 }
 
 /// How the built-in model is named in messages.
-const BUILT_IN_NAME: &str = "the built-in default model";
+pub(crate) const BUILT_IN_NAME: &str = "the built-in default model";
 
 impl std::fmt::Display for ModelSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
