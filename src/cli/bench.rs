@@ -77,7 +77,7 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with_all = ["train", "compare", "image"])]
     pub video: Option<PathBuf>,
     /// Stylize frames at most N px on the longer side and scale them back, as `stylize
-    /// --work-size` does [default: 0, frames at their own size].
+    /// --work-size` does; 0: frames at their own size.
     #[arg(long, value_name = "N", default_value_t = 0, conflicts_with_all = ["train", "compare"])]
     pub work_size: u32,
 }
