@@ -2,19 +2,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{assert_one_line_error, japanim, pattern, run, stderr, tiny_model};
-use japanim::model::vgg::{Vgg, VggInput, VggVariant};
-use tch::Device;
-
-fn vgg_file(dir: &Path) -> PathBuf {
-    let path = dir.join("vgg.safetensors");
-    japanim::model::with_seed(11, || Vgg::random(VggVariant::Vgg16, VggInput::Caffe, Device::Cpu))
-        .save(&path, "random, for tests")
-        .unwrap();
-    path
-}
+use common::{assert_one_line_error, japanim, pattern, random_vgg_file as vgg_file, run, stderr, tiny_model};
 
 /// The numbers after a row's label.
 fn row(report: &str, label: &str) -> Vec<f64> {

@@ -1,8 +1,11 @@
 //! Training on tiny data the tests make: finite losses, learning, exact resume, safe
 //! checkpoints, export, and the VGG conversion.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::random_vgg_file as vgg_file;
 use japanim::model::onnx::{encode_model, vgg16_from_keras_onnx, TensorProto};
 use japanim::model::vgg::{Vgg, VggInput, VggVariant};
 use japanim::train::run::TrainOptions;
@@ -32,14 +35,6 @@ fn dataset(root: &Path) {
             });
         }
     }
-}
-
-fn vgg_file(dir: &Path) -> PathBuf {
-    let path = dir.join("vgg.safetensors");
-    japanim::model::with_seed(11, || Vgg::random(VggVariant::Vgg16, VggInput::Caffe, Device::Cpu))
-        .save(&path, "random, for tests")
-        .unwrap();
-    path
 }
 
 fn tiny_config(vgg: &Path) -> TrainConfig {

@@ -44,6 +44,17 @@ pub fn tiny_model(dir: &Path) -> PathBuf {
     path
 }
 
+/// Writes a VGG16 conv base with random weights (seed 11) and returns its path: what the
+/// perceptual losses and `eval` need, without the 30 MB ImageNet file.
+pub fn random_vgg_file(dir: &Path) -> PathBuf {
+    use japanim::model::vgg::{Vgg, VggInput, VggVariant};
+    let path = dir.join("vgg.safetensors");
+    japanim::model::with_seed(11, || Vgg::random(VggVariant::Vgg16, VggInput::Caffe, tch::Device::Cpu))
+        .save(&path, "random, for tests")
+        .unwrap();
+    path
+}
+
 /// A deterministic RGB test pattern.
 pub fn pattern(width: u32, height: u32, seed: u32) -> Vec<u8> {
     (0..width * height * 3).map(|i| ((i * 31 + seed * 17 + (i / (width * 3)) * 7) % 256) as u8).collect()
