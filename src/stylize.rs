@@ -253,8 +253,8 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
         );
     }
     let work_size = match job.work_size {
-        Some(n) if !crate::model::weights::valid_work_size(n) => {
-            let least = crate::model::weights::MIN_WORK_SIZE;
+        Some(n) if !crate::model::generator::valid_work_size(n) => {
+            let least = crate::model::generator::MIN_WORK_SIZE;
             return Err(invalid(format!("work size {n} must be 0 (full size) or at least {least}")));
         }
         Some(n) => n,

@@ -87,8 +87,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.batch == 0 || args.frames == 0 {
         bail!("--batch and --frames must be at least 1");
     }
-    if !japanim::model::weights::valid_work_size(args.work_size) {
-        let least = japanim::model::weights::MIN_WORK_SIZE;
+    if !japanim::model::generator::valid_work_size(args.work_size) {
+        let least = japanim::model::generator::MIN_WORK_SIZE;
         bail!("work size {} must be 0 (full size) or at least {least}", args.work_size);
     }
     let (device, kind) = device::resolve(args.device, args.precision)?;

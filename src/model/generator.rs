@@ -174,6 +174,15 @@ fn default_outline_ink() -> u8 {
 /// of the colour under it.
 pub const DEFAULT_OUTLINE_INK: u8 = 70;
 
+/// The smallest work size (`japanim.work_size`: the longer side `stylize` draws larger
+/// frames at) other than 0 (frames at their own size).
+pub const MIN_WORK_SIZE: u32 = 64;
+
+/// Whether `work_size` is 0 or at least [`MIN_WORK_SIZE`].
+pub fn valid_work_size(work_size: u32) -> bool {
+    work_size == 0 || work_size >= MIN_WORK_SIZE
+}
+
 /// The largest margin a generator may ask for, in pixels.
 pub const MAX_MARGIN: u32 = 256;
 

@@ -25,15 +25,9 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use tch::{nn::VarStore, Kind, Tensor};
 
-use super::generator::{valid_margin, GeneratorConfig, DEFAULT_OUTLINE_INK, MAX_DETAIL_CHANNELS, MAX_MARGIN};
-
-/// The smallest work size other than 0 (frames at their own size).
-pub const MIN_WORK_SIZE: u32 = 64;
-
-/// Whether `work_size` is 0 or at least [`MIN_WORK_SIZE`].
-pub fn valid_work_size(work_size: u32) -> bool {
-    work_size == 0 || work_size >= MIN_WORK_SIZE
-}
+use super::generator::{
+    valid_margin, valid_work_size, GeneratorConfig, DEFAULT_OUTLINE_INK, MAX_DETAIL_CHANNELS, MAX_MARGIN, MIN_WORK_SIZE,
+};
 
 const FORMAT: &str = "cartoongan-generator";
 const FORMAT_VERSION: &str = "1";

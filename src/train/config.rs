@@ -291,8 +291,8 @@ impl TrainConfig {
             let most = crate::model::generator::MAX_DETAIL_CHANNELS;
             return bad(format!("detail_channels {} must be from 0 to {most}", self.detail_channels));
         }
-        if !crate::model::weights::valid_work_size(self.work_size) {
-            let least = crate::model::weights::MIN_WORK_SIZE;
+        if !crate::model::generator::valid_work_size(self.work_size) {
+            let least = crate::model::generator::MIN_WORK_SIZE;
             return bad(format!(
                 "work_size {} must be 0 (frames at their own size) or at least {least}",
                 self.work_size
