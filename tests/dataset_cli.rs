@@ -222,6 +222,36 @@ fn keyframes_finds_the_cuts_and_drops_repeats_and_black() {
     assert_eq!((frame.width(), frame.height()), (160, 120));
 }
 
+/// 10-bit video (phones' HEVC, many anime encodes) is read at its depth: the same shots give
+/// the same key frames and difference scores as their 8-bit encoding.
+#[cfg(feature = "video")]
+#[test]
+fn keyframes_of_10_bit_video_match_8_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    shots_video(dir.path());
+    stills_video(dir.path(), &["a", "b", "black", "a"], "1.6", "format=yuv420p10le", "deep.mp4");
+    let picks = |name: &str| -> Vec<(String, f64, String)> {
+        let out = dir.path().join(format!("frames-{name}"));
+        let result = run(japanim().args(["dataset", "keyframes"]).arg(dir.path().join(name)).arg("-o").arg(&out));
+        assert!(result.status.success(), "{}", stderr(&result));
+        let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+        manifest
+            .lines()
+            .skip(1)
+            .map(|row| {
+                let cells: Vec<&str> = row.split(',').collect();
+                (cells[1].to_string(), cells[3].parse().unwrap(), cells[5].to_string())
+            })
+            .collect()
+    };
+    let (eight, ten) = (picks("shots.mp4"), picks("deep.mp4"));
+    assert_eq!(eight.len(), ten.len(), "{eight:?} {ten:?}");
+    for ((frame8, score8, status8), (frame10, score10, status10)) in eight.iter().zip(&ten) {
+        assert_eq!((frame8, status8), (frame10, status10), "{eight:?} {ten:?}");
+        assert!((score8 - score10).abs() <= 0.05 * score8.max(100.0), "scores {eight:?} {ten:?}");
+    }
+}
+
 #[cfg(feature = "video")]
 #[test]
 fn build_takes_video_sources_and_splits_them_whole() {

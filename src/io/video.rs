@@ -252,12 +252,14 @@ impl RgbConverter {
         Ok(Frame { width: w, height: h, data, pts: decoded.pts, index: decoded.index })
     }
 
-    /// The picture's luma as full-range grey (0–255), when its format has a luma plane:
-    /// what OpenCV's grey of the RGB conversion is, up to the matrix's rounding.
+    /// The picture's luma as full-range grey (0–255), when its format has a luma plane of
+    /// 8 to 16 bits a sample: what OpenCV's grey of the RGB conversion is, up to the matrix's
+    /// rounding. Deeper samples (10-bit HEVC from phones and anime encodes) are rounded to
+    /// 8 bits.
     pub fn luma(&self, decoded: &Decoded) -> Option<image::GrayImage> {
         let picture = &decoded.picture;
         let descriptor = picture.format().descriptor()?;
-        // Planar or semi-planar Y'CbCr: plane 0 is 8-bit luma.
+        // Planar or semi-planar Y'CbCr: luma is plane 0.
         let yuv = !matches!(picture.format(), format::Pixel::GRAY8)
             && descriptor.nb_components() >= 3
             && picture.planes() >= 2
@@ -266,14 +268,17 @@ impl RgbConverter {
         if !yuv {
             return None;
         }
+        let samples = LumaSamples::of(descriptor)?;
         let (w, h) = (picture.width() as usize, picture.height() as usize);
         let full = self.colour.range == color::Range::JPEG
             || matches!(picture.format(), format::Pixel::YUVJ420P | format::Pixel::YUVJ422P | format::Pixel::YUVJ444P);
         let stride = picture.stride(0);
         let plane = picture.data(0);
         let mut grey = vec![0u8; w * h];
+        let mut row8 = vec![0u8; w];
         for (y, target) in grey.chunks_exact_mut(w).enumerate() {
-            let row = &plane[y * stride..y * stride + w];
+            let row = &plane[y * stride..y * stride + w * samples.bytes];
+            let row = samples.to_8_bit(row, &mut row8);
             if full {
                 target.copy_from_slice(row);
             } else {
@@ -281,6 +286,48 @@ impl RgbConverter {
             }
         }
         image::GrayImage::from_raw(w as u32, h as u32, grey)
+    }
+}
+
+/// How a pixel format stores its luma samples in plane 0: one byte of 8 bits, or two
+/// little-endian bytes of `depth` bits above `shift` (10-bit planar, P010's high bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LumaSamples {
+    bytes: usize,
+    depth: u32,
+    shift: u32,
+}
+
+impl LumaSamples {
+    /// None for layouts read more simply through the RGB conversion (big-endian, packed).
+    fn of(descriptor: format::pixel::Descriptor) -> Option<Self> {
+        // SAFETY: a pixel format's descriptor is a static table entry of libavutil.
+        let raw = unsafe { &*descriptor.as_ptr() };
+        let luma = raw.comp[0];
+        let big_endian = raw.flags & ffmpeg::ffi::AV_PIX_FMT_FLAG_BE as u64 != 0;
+        let (depth, shift) = (u32::try_from(luma.depth).ok()?, u32::try_from(luma.shift).ok()?);
+        let samples = match (luma.plane, luma.offset, luma.step) {
+            (0, 0, 1) if depth == 8 && shift == 0 => Self { bytes: 1, depth, shift },
+            (0, 0, 2) if (9..=16).contains(&depth) && depth + shift <= 16 && !big_endian => {
+                Self { bytes: 2, depth, shift }
+            }
+            _ => return None,
+        };
+        Some(samples)
+    }
+
+    /// One row of samples as 8-bit values (rounded), borrowing `row` itself when it is 8-bit.
+    fn to_8_bit<'a>(self, row: &'a [u8], scratch: &'a mut [u8]) -> &'a [u8] {
+        if self.bytes == 1 {
+            return row;
+        }
+        let drop = self.depth - 8;
+        let half = 1u32 << (drop - 1);
+        for (out, pair) in scratch.iter_mut().zip(row.chunks_exact(2)) {
+            let sample = u32::from(u16::from_le_bytes([pair[0], pair[1]])) >> self.shift;
+            *out = ((sample + half) >> drop).min(255) as u8;
+        }
+        scratch
     }
 }
 
@@ -798,5 +845,31 @@ impl FrameSink for VideoSink {
 impl From<VideoError> for StageError {
     fn from(error: VideoError) -> Self {
         StageError::new(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples_of(pixel: format::Pixel) -> Option<LumaSamples> {
+        LumaSamples::of(pixel.descriptor().unwrap())
+    }
+
+    #[test]
+    fn luma_samples_are_read_at_their_depth() {
+        assert_eq!(samples_of(format::Pixel::YUV420P), Some(LumaSamples { bytes: 1, depth: 8, shift: 0 }));
+        assert_eq!(samples_of(format::Pixel::YUV420P10LE), Some(LumaSamples { bytes: 2, depth: 10, shift: 0 }));
+        assert_eq!(samples_of(format::Pixel::P010LE), Some(LumaSamples { bytes: 2, depth: 10, shift: 6 }));
+        assert_eq!(samples_of(format::Pixel::YUV420P10BE), None, "big-endian goes through the RGB conversion");
+        let ten = samples_of(format::Pixel::YUV420P10LE).unwrap();
+        // 10-bit limited range: black 64, white 940, and a value that rounds up (601 / 4 = 150.25,
+        // 602 / 4 = 150.5).
+        let row: Vec<u8> = [64u16, 940, 601, 602, 1023].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut scratch = [0u8; 5];
+        assert_eq!(ten.to_8_bit(&row, &mut scratch), [16, 235, 150, 151, 255]);
+        let p010 = samples_of(format::Pixel::P010LE).unwrap();
+        let row: Vec<u8> = [64u16 << 6, 940 << 6].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(p010.to_8_bit(&row, &mut scratch[..2]), [16, 235]);
     }
 }
