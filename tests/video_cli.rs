@@ -318,3 +318,74 @@ fn damaged_packets_are_counted_and_can_be_made_fatal() {
     assert!(stderr(&out).contains("damaged.mp4: "), "{}", stderr(&out));
     assert!(!strict.exists());
 }
+
+/// A phone's HDR video (PQ or HLG, BT.2020, 10-bit) is tone-mapped to SDR on decoding: the
+/// frames look like the SDR picture it was made from, and the output is tagged SDR BT.709.
+#[test]
+fn hdr_video_is_tone_mapped_to_sdr() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let still = dir.path().join("still.png");
+    let (w, h) = (96u32, 64u32);
+    let picture = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(40 + x * 2) as u8, (60 + y * 2) as u8, if (x / 16 + y / 16) % 2 == 0 { 200 } else { 70 }])
+    });
+    picture.save(&still).unwrap();
+    for (transfer, name) in [("smpte2084", "pq"), ("arib-std-b67", "hlg")] {
+        // SDR white carried at HDR reference white (203 nits, BT.2408), as phones place it.
+        let clip = dir.path().join(format!("{name}.mp4"));
+        let to_hdr = format!(
+            "zscale=tin=709:min=709:pin=709:rin=full:t=linear:m=709:p=709:npl=203,format=gbrpf32le,\
+             zscale=p=2020:t={transfer}:m=2020_ncl:r=limited:npl=203,format=yuv420p10le"
+        );
+        ffmpeg(&[
+            "-loop",
+            "1",
+            "-i",
+            still.to_str().unwrap(),
+            "-t",
+            "0.12",
+            "-r",
+            "25",
+            "-vf",
+            &to_hdr,
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "-color_primaries",
+            "bt2020",
+            "-color_trc",
+            transfer,
+            "-colorspace",
+            "bt2020nc",
+            clip.to_str().unwrap(),
+        ]);
+        assert_eq!(probe(&clip, "stream=color_transfer", "v").trim(), transfer);
+        // Key frames are saved as SDR pictures, about 12 levels from the still (read as SDR
+        // code values, as before, they were 22 (HLG) and 36 (PQ) levels off).
+        let frames = dir.path().join(format!("frames-{name}"));
+        let out = run(japanim().args(["dataset", "keyframes"]).arg(&clip).arg("-o").arg(&frames));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let first = image::open(frames.join(format!("{name}_000000.png"))).unwrap().to_rgb8();
+        let error: f64 =
+            first.as_raw().iter().zip(picture.as_raw()).map(|(&a, &b)| f64::from(a.abs_diff(b))).sum::<f64>()
+                / first.as_raw().len() as f64;
+        assert!(error < 16.0, "{name}: mean error {error:.1} levels");
+        let output = dir.path().join(format!("{name}-anime.mp4"));
+        let out = run(japanim()
+            .env("RUST_LOG", "info")
+            .arg("stylize")
+            .arg(&clip)
+            .arg("-o")
+            .arg(&output)
+            .arg("--model")
+            .arg(&model));
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("tone-mapped to SDR BT.709"), "{}", stderr(&out));
+        assert_eq!(
+            probe(&output, "stream=color_space,color_primaries,color_transfer", "v").trim(),
+            "bt709|bt709|bt709"
+        );
+    }
+}

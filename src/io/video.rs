@@ -8,6 +8,7 @@ use ffmpeg::{codec, color, decoder, encoder, format, frame, media, Packet, Ratio
 use ffmpeg_next as ffmpeg;
 
 use super::convert::Converter;
+use super::hdr::{self, ToneMapper};
 use super::EncoderSettings;
 use crate::frame::{check_frame_size, Frame, FramePool, FrameSink, FrameSource, Item, Passthrough, StageError};
 
@@ -218,6 +219,8 @@ pub struct RgbConverter {
     height: u32,
     colour: ColourDescription,
     scaler: Option<Converter>,
+    /// For HDR streams, made on the first picture: the tone-mapping graph to SDR RGB.
+    tone_mapper: Option<ToneMapper>,
     rgb: frame::Video,
 }
 
@@ -233,6 +236,18 @@ impl RgbConverter {
             });
         }
         let err = |source| VideoError::Ffmpeg { path: self.path.clone(), step: "converting a frame to RGB", source };
+        if hdr::is_hdr(self.colour.transfer) {
+            let err = |source| VideoError::Ffmpeg {
+                path: self.path.clone(),
+                step: "tone-mapping an HDR frame to SDR (FFmpeg's zscale and tonemap filters)",
+                source,
+            };
+            if self.tone_mapper.is_none() {
+                self.tone_mapper = Some(ToneMapper::new(w, h, picture.format(), self.colour).map_err(err)?);
+            }
+            let rgb = self.tone_mapper.as_mut().expect("created above").run(picture).map_err(err)?;
+            return Ok(copy_rgb24(rgb, decoded, pool));
+        }
         if self.scaler.is_none() {
             let full = self.colour.range == color::Range::JPEG;
             let coefficients = self.colour.sws_coefficients();
@@ -242,14 +257,7 @@ impl RgbConverter {
         }
         let scaler = self.scaler.as_mut().expect("created above");
         scaler.run(picture, &mut self.rgb).map_err(err)?;
-        let row = w as usize * 3;
-        let stride = self.rgb.stride(0);
-        let mut data = pool.take(Frame::byte_len(w, h));
-        let plane = self.rgb.data(0);
-        for (y, out) in data.chunks_exact_mut(row).enumerate() {
-            out.copy_from_slice(&plane[y * stride..y * stride + row]);
-        }
-        Ok(Frame { width: w, height: h, data, pts: decoded.pts, index: decoded.index })
+        Ok(copy_rgb24(&self.rgb, decoded, pool))
     }
 
     /// The picture's luma as full-range grey (0–255), when its format has a luma plane of
@@ -287,6 +295,19 @@ impl RgbConverter {
         }
         image::GrayImage::from_raw(w as u32, h as u32, grey)
     }
+}
+
+/// A packed RGB24 picture copied into a frame from `pool`, with `decoded`'s position.
+fn copy_rgb24(rgb: &frame::Video, decoded: &Decoded, pool: &mut FramePool) -> Frame {
+    let (w, h) = (rgb.width(), rgb.height());
+    let row = w as usize * 3;
+    let stride = rgb.stride(0);
+    let mut data = pool.take(Frame::byte_len(w, h));
+    let plane = rgb.data(0);
+    for (y, out) in data.chunks_exact_mut(row).enumerate() {
+        out.copy_from_slice(&plane[y * stride..y * stride + row]);
+    }
+    Frame { width: w, height: h, data, pts: decoded.pts, index: decoded.index }
 }
 
 /// How a pixel format stores its luma samples in plane 0: one byte of 8 bits, or two
@@ -393,8 +414,28 @@ impl VideoSource {
         }
         let metadata = input.metadata().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let display_matrix = display_matrix_of(&stream);
-        let format =
-            VideoFormat { width, height, frame_rate, time_base, colour, copied, metadata, frames, display_matrix };
+        // HDR frames are tone-mapped on conversion (`io::hdr`), so what is written is SDR.
+        let written_colour = if hdr::is_hdr(colour.transfer) {
+            tracing::info!(
+                "{}: HDR video ({}): frames are tone-mapped to SDR BT.709, and an output is SDR BT.709",
+                path.display(),
+                hdr::transfer_name(colour.transfer)
+            );
+            ColourDescription::default_for(1080)
+        } else {
+            colour
+        };
+        let format = VideoFormat {
+            width,
+            height,
+            frame_rate,
+            time_base,
+            colour: written_colour,
+            copied,
+            metadata,
+            frames,
+            display_matrix,
+        };
         Ok(Self {
             path: path.to_path_buf(),
             input,
@@ -407,6 +448,7 @@ impl VideoSource {
                 height,
                 colour,
                 scaler: None,
+                tone_mapper: None,
                 rgb: frame::Video::empty(),
             },
             format,
@@ -500,6 +542,7 @@ impl VideoSource {
             height: c.height,
             colour: c.colour,
             scaler: None,
+            tone_mapper: None,
             rgb: frame::Video::empty(),
         }
     }
