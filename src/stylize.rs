@@ -253,11 +253,10 @@ fn load_engine(job: &StylizeJob) -> Result<Engine, Error> {
         );
     }
     let work_size = match job.work_size {
-        Some(n) if !crate::model::generator::valid_work_size(n) => {
-            let least = crate::model::generator::MIN_WORK_SIZE;
-            return Err(invalid(format!("work size {n} must be 0 (full size) or at least {least}")));
-        }
-        Some(n) => n,
+        Some(n) => match crate::model::generator::work_size_problem(n) {
+            Some(problem) => return Err(invalid(format!("work size {problem}"))),
+            None => n,
+        },
         None => info.work_size,
     };
     Ok(tiled_engine(job, model, device)?.with_work_size(work_size))

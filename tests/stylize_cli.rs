@@ -558,7 +558,11 @@ fn large_frames_are_stylized_at_the_work_size_and_scaled_back() {
     assert!(as_is.status.success() && as_is.stdout == full_size.stdout, "{}", stderr(&as_is));
     let bad = pipe(&["--size", "24x10", "--work-size", "10"], &model, &tiny);
     assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("work size 10 must be 0 (full size) or at least 64"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("work size 10 must be 0 (frames at their own size) or at least 64"),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 #[test]

@@ -87,9 +87,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.batch == 0 || args.frames == 0 {
         bail!("--batch and --frames must be at least 1");
     }
-    if !japanim::model::generator::valid_work_size(args.work_size) {
-        let least = japanim::model::generator::MIN_WORK_SIZE;
-        bail!("work size {} must be 0 (full size) or at least {least}", args.work_size);
+    if let Some(problem) = japanim::model::generator::work_size_problem(args.work_size) {
+        bail!("--work-size {problem}");
     }
     let (device, kind) = device::resolve(args.device, args.precision)?;
     if args.train {

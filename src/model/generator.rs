@@ -183,6 +183,13 @@ pub fn valid_work_size(work_size: u32) -> bool {
     work_size == 0 || work_size >= MIN_WORK_SIZE
 }
 
+/// What is wrong with a work size, if anything, for an error message after the name the
+/// caller knows it by (`work size`, `work_size`, `--work-size`).
+pub fn work_size_problem(work_size: u32) -> Option<String> {
+    (!valid_work_size(work_size))
+        .then(|| format!("{work_size} must be 0 (frames at their own size) or at least {MIN_WORK_SIZE}"))
+}
+
 /// The largest margin a generator may ask for, in pixels.
 pub const MAX_MARGIN: u32 = 256;
 

@@ -291,12 +291,8 @@ impl TrainConfig {
             let most = crate::model::generator::MAX_DETAIL_CHANNELS;
             return bad(format!("detail_channels {} must be from 0 to {most}", self.detail_channels));
         }
-        if !crate::model::generator::valid_work_size(self.work_size) {
-            let least = crate::model::generator::MIN_WORK_SIZE;
-            return bad(format!(
-                "work_size {} must be 0 (frames at their own size) or at least {least}",
-                self.work_size
-            ));
+        if let Some(problem) = crate::model::generator::work_size_problem(self.work_size) {
+            return bad(format!("work_size {problem}"));
         }
         if !(self.flat_threshold > 0.0 && self.flat_threshold.is_finite()) {
             return bad(format!("flat_threshold {} must be above 0", self.flat_threshold));
