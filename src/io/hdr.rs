@@ -8,7 +8,7 @@
 //!
 //! The curve: light is linearised with 100 nits as 1.0, the BT.2020 primaries converted to
 //! BT.709, and highlights compressed with Reinhard's curve up to the frame's peak (its
-//! content light level or mastering display metadata; 1,200 nits where it has none). Of
+//! content light level or mastering display metadata; 1,000 nits where it has none). Of
 //! FFmpeg's curves it keeps an SDR picture carried in PQ or HLG (reference white at 203 nits,
 //! BT.2408) closest to the original: mean error 13.3 levels of 255, against 14.6–15.4 for
 //! Möbius, 30–56 for Hable and 26 for clipping at 100 nits, on such a round trip of the
