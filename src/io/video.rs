@@ -60,16 +60,19 @@ pub struct ColourDescription {
 }
 
 impl ColourDescription {
+    /// SDR HD video: BT.709 matrix, primaries and transfer, limited range.
+    pub const BT709: Self = Self {
+        space: color::Space::BT709,
+        range: color::Range::MPEG,
+        primaries: color::Primaries::BT709,
+        transfer: color::TransferCharacteristic::BT709,
+    };
+
     /// What a stream that says nothing most likely is: BT.709 for HD, BT.601 (SMPTE 170M)
     /// otherwise; limited range.
     pub fn default_for(height: u32) -> Self {
         if height > 576 {
-            Self {
-                space: color::Space::BT709,
-                range: color::Range::MPEG,
-                primaries: color::Primaries::BT709,
-                transfer: color::TransferCharacteristic::BT709,
-            }
+            Self::BT709
         } else {
             Self {
                 space: color::Space::SMPTE170M,
@@ -421,7 +424,7 @@ impl VideoSource {
                 path.display(),
                 hdr::transfer_name(colour.transfer)
             );
-            ColourDescription::default_for(1080)
+            ColourDescription::BT709
         } else {
             colour
         };
