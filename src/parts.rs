@@ -141,8 +141,9 @@ impl FrameTable {
         hash.0
     }
 
-    /// The plan for `part`, whose run must see `warm_up` frames before its first.
-    pub fn plan(&self, part: PartSpec, warm_up: u64) -> Result<PartPlan, PartError> {
+    /// The plan for `part`, whose run must see `warm_up` frames before its first, and whose
+    /// decoding must see `look_back` pictures before those (a deinterlacer's one).
+    pub fn plan(&self, part: PartSpec, warm_up: u64, look_back: u64) -> Result<PartPlan, PartError> {
         let frames = self.frames();
         if frames < u64::from(part.count) {
             return Err(PartError::TooManyParts { frames, parts: part.count });
@@ -151,8 +152,9 @@ impl FrameTable {
         let (first, end) = (bound(part.index), bound(part.index + 1));
         let warm_first = first.saturating_sub(warm_up);
         // The last key frame at or before the first frame to decode; none: the file's start.
-        let decode_from =
-            self.keyframes.iter().rev().find(|&&k| k as u64 <= warm_first).map(|&k| (k as u64, self.pts[k]));
+        let decode_first = warm_first.checked_sub(look_back);
+        let decode_from = decode_first
+            .and_then(|d| self.keyframes.iter().rev().find(|&&k| k as u64 <= d).map(|&k| (k as u64, self.pts[k])));
         Ok(PartPlan { part, first, end, warm_first, decode_from, total: frames })
     }
 }
@@ -291,7 +293,7 @@ mod tests {
         for n in [1, 3, 7, 101] {
             let mut next = 0;
             for k in 0..n {
-                let plan = t.plan(PartSpec::new(k, n).unwrap(), 10).unwrap();
+                let plan = t.plan(PartSpec::new(k, n).unwrap(), 10, 0).unwrap();
                 assert_eq!(plan.first, next, "part {k}/{n} starts where the last ended");
                 assert!(plan.end > plan.first, "no part is empty");
                 next = plan.end;
@@ -303,9 +305,21 @@ mod tests {
             assert_eq!(next, 101);
         }
         // Part 1 of 7 (frames 14..28) holds no key frame and decodes from frame 0.
-        let plan = t.plan(PartSpec::new(1, 7).unwrap(), 0).unwrap();
+        let plan = t.plan(PartSpec::new(1, 7).unwrap(), 0, 0).unwrap();
         assert_eq!((plan.first, plan.end, plan.decode_from), (14, 28, Some((0, 1024))));
-        assert!(matches!(t.plan(PartSpec::new(0, 102).unwrap(), 0), Err(PartError::TooManyParts { .. })));
+        assert!(matches!(t.plan(PartSpec::new(0, 102).unwrap(), 0, 0), Err(PartError::TooManyParts { .. })));
+    }
+
+    #[test]
+    fn a_look_back_starts_decoding_at_the_key_frame_before() {
+        let t = table(100, 25);
+        // Part 1 of 4 is frames 25..50 and frame 25 is a key frame.
+        let part = PartSpec::new(1, 4).unwrap();
+        assert_eq!(t.plan(part, 0, 0).unwrap().decode_from, Some((25, t.pts[25])));
+        let plan = t.plan(part, 0, 1).unwrap();
+        assert_eq!((plan.warm_first, plan.decode_from), (25, Some((0, t.pts[0]))));
+        // Nothing before frame 0 to look back to: from the file's start.
+        assert_eq!(t.plan(PartSpec::new(0, 4).unwrap(), 0, 1).unwrap().decode_from, None);
     }
 
     #[test]

@@ -541,7 +541,7 @@ fn run_video_part(job: &StylizeJob, part: crate::parts::PartSpec) -> Result<Summ
     }
     let start = Instant::now();
     let table = scan_frames(&job.input)?;
-    let bounds = table.plan(part, 0)?;
+    let bounds = table.plan(part, 0, 0)?;
     let label = PartLabel {
         part,
         first: bounds.first,
@@ -566,8 +566,8 @@ fn run_video_part(job: &StylizeJob, part: crate::parts::PartSpec) -> Result<Summ
     // How many frames a part must run before its own depends on the model's depth and the
     // temporal smoothing, so the engine comes before the plan.
     let mut engine = stream_engine(job)?;
-    let plan = table.plan(part, engine.warm_up_frames())?;
     let video = VideoSource::open(&job.input, false)?.strict(job.strict_decode);
+    let plan = table.plan(part, engine.warm_up_frames(), video.look_back())?;
     let mut format = video.format().clone();
     format.metadata.retain(|(key, _)| !key.eq_ignore_ascii_case("comment"));
     format.metadata.push(("comment".into(), label.to_string()));

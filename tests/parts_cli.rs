@@ -350,3 +350,74 @@ fn cluster_slurm_writes_the_scripts_and_overwrite_starts_over() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(listing(&work), ["join.sbatch", "notes.mkv", "parts.sbatch"], "--overwrite removes earlier parts only");
 }
+
+/// Interlaced video is deinterlaced, which looks one frame back: a part that starts on a key
+/// frame decodes from the key frame before it, so the parts still join to one run's frames.
+#[test]
+fn interlaced_parts_join_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("interlaced.mp4");
+    // 20 frames of moving pattern, interlaced top field first, a key frame every 5.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=96x64:rate=50",
+        "-vf",
+        "tinterlace=interleave_top",
+        "-frames:v",
+        "20",
+        "-c:v",
+        "libx264",
+        "-flags",
+        "+ildct+ilme",
+        "-x264-params",
+        "tff=1",
+        "-g",
+        "5",
+        "-keyint_min",
+        "5",
+        "-sc_threshold",
+        "0",
+        "-bf",
+        "0",
+        input.to_str().unwrap(),
+    ]);
+    let field_order = ffprobe(
+        &["-select_streams", "v", "-show_entries", "stream=field_order", "-of", "csv=p=0"]
+            .iter()
+            .copied()
+            .chain([input.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(field_order.trim(), "tt");
+    let stylize0 = |output: &Path, part: Option<&str>| {
+        let mut cmd = japanim();
+        cmd.env("RUST_LOG", "info").arg("stylize").arg(&input).arg("-o").arg(output).arg("--model").arg(&model);
+        cmd.args(["--codec", "ffv1", "--stabilize", "0"]);
+        if let Some(part) = part {
+            cmd.args(["--part", part]);
+        }
+        run(&mut cmd)
+    };
+    let whole = dir.path().join("whole.mkv");
+    let out = stylize0(&whole, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("frames are deinterlaced"), "{}", stderr(&out));
+    let expected = framemd5(&whole);
+    assert_eq!(expected.len(), 20);
+    let parts: Vec<PathBuf> = (0..4).map(|k| dir.path().join(format!("p{k}.mkv"))).collect();
+    for (k, part) in parts.iter().enumerate() {
+        let out = stylize0(part, Some(&format!("{k}/4")));
+        assert!(out.status.success(), "part {k}: {}", stderr(&out));
+        if k == 2 {
+            // Frames 10..15 start on key frame 10; the deinterlacer needs frame 9.
+            assert!(stderr(&out).contains("decoding from key frame 5"), "{}", stderr(&out));
+        }
+    }
+    let joined = dir.path().join("joined.mkv");
+    let out = join(&parts, &input, &joined);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(framemd5(&joined), expected);
+}

@@ -389,3 +389,66 @@ fn hdr_video_is_tone_mapped_to_sdr() {
         );
     }
 }
+
+/// Interlaced video comes out progressive, a frame for each frame: the comb of alternating
+/// lines on moving edges is gone from key frames and from the stylized video.
+#[test]
+fn interlaced_video_is_deinterlaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("interlaced.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=50",
+        "-vf",
+        "tinterlace=interleave_top",
+        "-frames:v",
+        "6",
+        "-c:v",
+        "libx264",
+        "-qp",
+        "0",
+        "-flags",
+        "+ildct+ilme",
+        "-x264-params",
+        "tff=1",
+        input.to_str().unwrap(),
+    ]);
+    // The comb: how far each row is from the mean of its neighbours.
+    let comb = |image: &image::RgbImage| -> f64 {
+        let grey = image::imageops::grayscale(image);
+        let (w, h) = grey.dimensions();
+        let mut total = 0.0;
+        for y in 1..h - 1 {
+            for x in 0..w {
+                let (up, here, down) = (grey[(x, y - 1)][0], grey[(x, y)][0], grey[(x, y + 1)][0]);
+                total += (f64::from(here) - (f64::from(up) + f64::from(down)) / 2.0).abs();
+            }
+        }
+        total / f64::from(w * (h - 2))
+    };
+    let stored = dir.path().join("stored.png");
+    ffmpeg(&["-i", input.to_str().unwrap(), "-frames:v", "1", stored.to_str().unwrap()]);
+    let frames = dir.path().join("frames");
+    let out = run(japanim().args(["dataset", "keyframes"]).arg(&input).arg("-o").arg(&frames));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (combed, progressive) = (
+        comb(&image::open(&stored).unwrap().to_rgb8()),
+        comb(&image::open(frames.join("interlaced_000000.png")).unwrap().to_rgb8()),
+    );
+    assert!(progressive < combed / 2.0, "comb {combed:.2} as stored, {progressive:.2} deinterlaced");
+    let output = dir.path().join("anime.mp4");
+    let out = stylize(&input, &output, &model);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let count = ffprobe(&[
+        "-count_frames",
+        "-show_entries",
+        "stream=nb_read_frames",
+        "-of",
+        "csv=p=0",
+        output.to_str().unwrap(),
+    ]);
+    assert_eq!(count.trim(), "6");
+}

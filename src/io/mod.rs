@@ -5,6 +5,8 @@ pub mod colour;
 #[cfg(feature = "video")]
 pub mod convert;
 #[cfg(feature = "video")]
+pub mod deinterlace;
+#[cfg(feature = "video")]
 pub mod hdr;
 pub mod image;
 #[cfg(feature = "video")]

@@ -254,7 +254,7 @@ pub fn check_parts(parts: &[PathBuf], source: &Path) -> Result<CheckedParts, Par
                 ),
             ));
         }
-        let planned = table.plan(label.part, 0).map_err(|e| refused(path, e.to_string()))?;
+        let planned = table.plan(label.part, 0, 0).map_err(|e| refused(path, e.to_string()))?;
         if (label.first, label.end) != (planned.first, planned.end) {
             return Err(refused(
                 path,

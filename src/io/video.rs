@@ -8,6 +8,7 @@ use ffmpeg::{codec, color, decoder, encoder, format, frame, media, Packet, Ratio
 use ffmpeg_next as ffmpeg;
 
 use super::convert::Converter;
+use super::deinterlace::{self, Deinterlacer};
 use super::hdr::{self, ToneMapper};
 use super::EncoderSettings;
 use crate::frame::{check_frame_size, Frame, FramePool, FrameSink, FrameSource, Item, Passthrough, StageError};
@@ -195,7 +196,14 @@ pub struct VideoSource {
     converter: RgbConverter,
     pending: VecDeque<Passthrough>,
     draining: bool,
+    /// Pictures out of the decoder so far.
     next_index: u64,
+    /// Pictures given out so far (as many as decoded, less those a deinterlacer still holds).
+    next_output: u64,
+    /// Whether the stream says it is interlaced: pictures then go through a deinterlacer.
+    interlaced: bool,
+    /// The deinterlacer, made on the first picture (and again after a seek).
+    deinterlacer: Option<Deinterlacer>,
     bad_packets: u64,
     /// Frames the decoder output with errors concealed.
     concealed: u64,
@@ -417,6 +425,16 @@ impl VideoSource {
         }
         let metadata = input.metadata().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let display_matrix = display_matrix_of(&stream);
+        // SAFETY: the parameters point to the stream's live AVCodecParameters.
+        let field_order = unsafe { (*stream.parameters().as_ptr()).field_order };
+        use ffmpeg::ffi::AVFieldOrder::{AV_FIELD_BB, AV_FIELD_BT, AV_FIELD_TB, AV_FIELD_TT};
+        let interlaced = matches!(field_order, AV_FIELD_TT | AV_FIELD_BB | AV_FIELD_TB | AV_FIELD_BT);
+        if interlaced {
+            tracing::info!(
+                "{}: interlaced video: frames are deinterlaced (bwdif, a frame for each frame)",
+                path.display()
+            );
+        }
         // HDR frames are tone-mapped on conversion (`io::hdr`), so what is written is SDR.
         let written_colour = if hdr::is_hdr(colour.transfer) {
             tracing::info!(
@@ -458,6 +476,9 @@ impl VideoSource {
             pending: VecDeque::new(),
             draining: false,
             next_index: 0,
+            next_output: 0,
+            interlaced,
+            deinterlacer: None,
             bad_packets: 0,
             concealed: 0,
             damage_times: Vec::new(),
@@ -523,6 +544,7 @@ impl VideoSource {
         self.decoder.flush();
         self.pending.clear();
         self.draining = false;
+        self.deinterlacer = None;
         Ok(())
     }
 
@@ -557,6 +579,11 @@ impl VideoSource {
             if let Some(packet) = self.pending.pop_front() {
                 return Ok(Some(Err(packet)));
             }
+            if let Some(deinterlacer) = self.deinterlacer.as_mut() {
+                if let Some((picture, pts)) = deinterlacer.pull().map_err(|e| self.deinterlace_error(e))? {
+                    return Ok(Some(Ok(self.give_out(picture, pts))));
+                }
+            }
             let mut picture = frame::Video::empty();
             match self.decoder.receive_frame(&mut picture) {
                 Ok(()) => {
@@ -577,9 +604,19 @@ impl VideoSource {
                         self.concealed += 1;
                         self.damage_times.extend(seconds);
                     }
-                    return Ok(Some(Ok(Decoded { picture, index, pts })));
+                    if self.interlaced {
+                        self.deinterlace(&picture, pts)?;
+                        continue;
+                    }
+                    return Ok(Some(Ok(self.give_out(picture, pts))));
                 }
                 Err(ffmpeg::Error::Eof) => {
+                    // The deinterlacer holds the last picture until told the stream ended.
+                    if let Some(deinterlacer) = self.deinterlacer.as_mut() {
+                        if deinterlacer.flush().map_err(|e| self.deinterlace_error(e))? {
+                            continue;
+                        }
+                    }
                     if self.next_index == 0 {
                         return Err(VideoError::Unsupported {
                             path: self.path.clone(),
@@ -624,6 +661,39 @@ impl VideoSource {
                 Err(source) => return Err(VideoError::Ffmpeg { path: self.path.clone(), step: "reading", source }),
             }
         }
+    }
+
+    /// Frames before a frame that decoding must start at for that frame to come out as in a
+    /// run over the whole video: 1 for interlaced video (the deinterlacer looks one back).
+    pub fn look_back(&self) -> u64 {
+        if self.interlaced {
+            deinterlace::LOOK_BACK
+        } else {
+            0
+        }
+    }
+
+    /// A picture given out as the next frame.
+    fn give_out(&mut self, picture: frame::Video, pts: Option<i64>) -> Decoded {
+        let index = self.next_output;
+        self.next_output += 1;
+        Decoded { picture, index, pts }
+    }
+
+    /// Feeds a decoded picture to the deinterlacer, made for the first one.
+    fn deinterlace(&mut self, picture: &frame::Video, pts: Option<i64>) -> Result<(), VideoError> {
+        if self.deinterlacer.is_none() {
+            let (w, h, pixel) = (picture.width(), picture.height(), picture.format());
+            let made =
+                Deinterlacer::new(w, h, pixel, self.decoder.aspect_ratio()).map_err(|e| self.deinterlace_error(e))?;
+            self.deinterlacer = Some(made);
+        }
+        let deinterlacer = self.deinterlacer.as_mut().expect("made above");
+        deinterlacer.push(picture, pts).map_err(|e| self.deinterlace_error(e))
+    }
+
+    fn deinterlace_error(&self, source: ffmpeg::Error) -> VideoError {
+        VideoError::Ffmpeg { path: self.path.clone(), step: "deinterlacing (FFmpeg's bwdif filter)", source }
     }
 
     /// The next decoded picture, unconverted; packets of other streams are dropped.
