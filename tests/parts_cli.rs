@@ -384,13 +384,15 @@ fn interlaced_parts_join_exactly() {
         "0",
         input.to_str().unwrap(),
     ]);
-    let field_order = ffprobe(
-        &["-select_streams", "v", "-show_entries", "stream=field_order", "-of", "csv=p=0"]
-            .iter()
-            .copied()
-            .chain([input.to_str().unwrap()])
-            .collect::<Vec<_>>(),
-    );
+    let field_order = ffprobe(&[
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "stream=field_order",
+        "-of",
+        "csv=p=0",
+        input.to_str().unwrap(),
+    ]);
     assert_eq!(field_order.trim(), "tt");
     let stylize0 = |output: &Path, part: Option<&str>| {
         let mut cmd = japanim();

@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 
 use ffmpeg_next as ffmpeg;
 
-use ffmpeg::{filter, format, frame, Rational};
+use ffmpeg::{format, frame, Rational};
+
+use super::filter::VideoFilter;
 
 /// Frames before a frame that the deinterlacer must have seen for that frame to come out as
 /// in a run over the whole video.
@@ -22,45 +24,25 @@ pub const LOOK_BACK: u64 = 1;
 /// A `bwdif` graph fed decoded pictures in order; pictures come out in the same order with
 /// the timestamps they went in with.
 pub struct Deinterlacer {
-    graph: filter::Graph,
+    filter: VideoFilter,
     /// Timestamps of the pictures in the graph, oldest first: `bwdif` doubles the time base,
     /// and its best-effort timestamp is not the pts it writes, so they are kept here.
     pending: VecDeque<Option<i64>>,
-    flushed: bool,
 }
 
 impl Deinterlacer {
-    /// A graph for `width`×`height` pictures in `pixel` format.
+    /// A graph for `width`×`height` pictures in `pixel` format whose pixels have the aspect
+    /// `aspect`.
     pub fn new(width: u32, height: u32, pixel: format::Pixel, aspect: Rational) -> Result<Self, ffmpeg::Error> {
-        let mut graph = filter::Graph::new();
-        let pixel_id: ffmpeg::ffi::AVPixelFormat = pixel.into();
-        let aspect = if aspect.numerator() > 0 && aspect.denominator() > 0 { aspect } else { Rational(1, 1) };
-        let source_args = format!(
-            "video_size={width}x{height}:pix_fmt={}:time_base=1/90000:pixel_aspect={}/{}",
-            pixel_id as i32,
-            aspect.numerator(),
-            aspect.denominator()
-        );
-        let buffer = filter::find("buffer").ok_or(ffmpeg::Error::FilterNotFound)?;
-        let sink = filter::find("buffersink").ok_or(ffmpeg::Error::FilterNotFound)?;
-        graph.add(&buffer, "in", &source_args)?;
-        graph.add(&sink, "out", "")?;
         // One frame per frame (not per field), field order from each frame, and only frames
         // the decoder marks interlaced are touched.
-        graph.output("in", 0)?.input("out", 0)?.parse("bwdif=mode=send_frame:parity=auto:deint=interlaced")?;
-        graph.validate()?;
-        Ok(Self { graph, pending: VecDeque::new(), flushed: false })
+        let spec = "bwdif=mode=send_frame:parity=auto:deint=interlaced";
+        Ok(Self { filter: VideoFilter::new(width, height, pixel, aspect, spec)?, pending: VecDeque::new() })
     }
 
     /// Feeds one decoded picture.
     pub fn push(&mut self, picture: &frame::Video, pts: Option<i64>) -> Result<(), ffmpeg::Error> {
-        let mut source = self.graph.get("in").expect("added in new");
-        // SAFETY: both pointers are valid for the call; av_buffersrc_write_frame takes its own
-        // reference to the picture's buffers and leaves the picture to its owner.
-        let code = unsafe { ffmpeg::ffi::av_buffersrc_write_frame(source.as_mut_ptr(), picture.as_ptr()) };
-        if code < 0 {
-            return Err(ffmpeg::Error::from(code));
-        }
+        self.filter.push(picture)?;
         self.pending.push_back(pts);
         Ok(())
     }
@@ -68,26 +50,16 @@ impl Deinterlacer {
     /// Tells the graph no more pictures come, so it lets the last one out; false when it
     /// was told before.
     pub fn flush(&mut self) -> Result<bool, ffmpeg::Error> {
-        if self.flushed {
-            return Ok(false);
-        }
-        self.flushed = true;
-        self.graph.get("in").expect("added in new").source().flush()?;
-        Ok(true)
+        self.filter.flush()
     }
 
     /// The next progressive picture and its timestamp, if one is ready.
     pub fn pull(&mut self) -> Result<Option<(frame::Video, Option<i64>)>, ffmpeg::Error> {
         let mut picture = frame::Video::empty();
-        match self.graph.get("out").expect("added in new").sink().frame(&mut picture) {
-            Ok(()) => {
-                let pts = self.pending.pop_front().flatten();
-                Ok(Some((picture, pts)))
-            }
-            Err(ffmpeg::Error::Eof) => Ok(None),
-            Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => Ok(None),
-            Err(e) => Err(e),
+        if !self.filter.pull(&mut picture)? {
+            return Ok(None);
         }
+        Ok(Some((picture, self.pending.pop_front().flatten())))
     }
 }
 

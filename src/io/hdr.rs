@@ -17,8 +17,9 @@
 
 use ffmpeg_next as ffmpeg;
 
-use ffmpeg::{color, filter, format, frame};
+use ffmpeg::{color, format, frame, Rational};
 
+use super::filter::VideoFilter;
 use super::video::ColourDescription;
 
 /// Whether a transfer characteristic is an HDR one (PQ, HLG).
@@ -62,7 +63,7 @@ fn graph_spec(colour: ColourDescription) -> String {
 
 /// Turns HDR pictures into SDR BT.709 packed RGB (RGB24), one picture in, one out.
 pub struct ToneMapper {
-    graph: filter::Graph,
+    filter: VideoFilter,
     rgb: frame::Video,
 }
 
@@ -74,30 +75,17 @@ impl ToneMapper {
         pixel: format::Pixel,
         colour: ColourDescription,
     ) -> Result<Self, ffmpeg::Error> {
-        let mut graph = filter::Graph::new();
-        let pixel_id: ffmpeg::ffi::AVPixelFormat = pixel.into();
-        let source_args =
-            format!("video_size={width}x{height}:pix_fmt={}:time_base=1/25:pixel_aspect=1/1", pixel_id as i32);
-        let buffer = filter::find("buffer").ok_or(ffmpeg::Error::FilterNotFound)?;
-        let sink = filter::find("buffersink").ok_or(ffmpeg::Error::FilterNotFound)?;
-        graph.add(&buffer, "in", &source_args)?;
-        graph.add(&sink, "out", "")?;
-        graph.output("in", 0)?.input("out", 0)?.parse(&graph_spec(colour))?;
-        graph.validate()?;
-        Ok(Self { graph, rgb: frame::Video::empty() })
+        let filter = VideoFilter::new(width, height, pixel, Rational(1, 1), &graph_spec(colour))?;
+        Ok(Self { filter, rgb: frame::Video::empty() })
     }
 
     /// The SDR RGB24 picture of `picture` (valid until the next call).
     pub fn run(&mut self, picture: &frame::Video) -> Result<&frame::Video, ffmpeg::Error> {
-        let mut source = self.graph.get("in").expect("added in new");
-        // SAFETY: both pointers are valid for the call. av_buffersrc_write_frame takes a new
-        // reference to the picture's buffers (ffmpeg-next's `add` would take the caller's
-        // references away, emptying a picture the caller still owns).
-        let code = unsafe { ffmpeg::ffi::av_buffersrc_write_frame(source.as_mut_ptr(), picture.as_ptr()) };
-        if code < 0 {
-            return Err(ffmpeg::Error::from(code));
+        self.filter.push(picture)?;
+        // zscale and tonemap give a picture for each picture, at once.
+        if !self.filter.pull(&mut self.rgb)? {
+            return Err(ffmpeg::Error::Bug);
         }
-        self.graph.get("out").expect("added in new").sink().frame(&mut self.rgb)?;
         Ok(&self.rgb)
     }
 }

@@ -7,6 +7,8 @@ pub mod convert;
 #[cfg(feature = "video")]
 pub mod deinterlace;
 #[cfg(feature = "video")]
+pub mod filter;
+#[cfg(feature = "video")]
 pub mod hdr;
 pub mod image;
 #[cfg(feature = "video")]
