@@ -5,8 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "video")]
+use std::time::Instant;
 
+#[cfg(feature = "video")]
 use crate::output::PendingFile;
 use crate::Error;
 

@@ -3,7 +3,9 @@
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "video")]
+use std::time::Instant;
 
 use serde::Serialize;
 

@@ -278,6 +278,7 @@ fn build_takes_video_sources_and_splits_them_whole() {
     assert_eq!(listing(&out.join("keyframes/photo/shots")).len(), 3, "two frames and their manifest");
 }
 
+#[cfg(feature = "video")]
 #[test]
 fn build_reuses_key_frames_picked_earlier_as_a_cluster_task_does() {
     let dir = tempfile::tempdir().unwrap();

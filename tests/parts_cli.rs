@@ -1,5 +1,6 @@
 //! One video across machines: `stylize --part K/N` and `join`, checked against one run over
 //! the whole video with a lossless codec, on clips the tests make.
+#![cfg(feature = "video")]
 
 mod common;
 
