@@ -232,6 +232,9 @@ fn packed(bytes: &[u8], [n, h, w]: [i64; 3], device: Device) -> Result<Tensor, T
     Ok(Tensor::f_from_data_size(bytes, &[n, h, w, 3], Kind::Uint8)?
         .f_to_device(device)?
         .f_permute([0, 3, 1, 2])?
+        // NCHW, as the weights are: channels-last strides from the permute would run the
+        // networks channels-last, slower on the CPU (a step of dt2's recipe: 1.63 → 1.47 s).
+        .f_contiguous()?
         .f_to_kind(Kind::Float)?
         .f_mul_scalar(1.0 / 127.5)?
         .f_sub_scalar(1.0)?)
