@@ -452,3 +452,32 @@ fn interlaced_video_is_deinterlaced() {
     ]);
     assert_eq!(count.trim(), "6");
 }
+
+/// A codec the container has no place for is refused before any work, naming the output.
+#[test]
+fn a_codec_the_container_cannot_hold_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("in.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x48:rate=25:duration=0.2",
+        "-c:v",
+        "libx264",
+        input.to_str().unwrap(),
+    ]);
+    let output = dir.path().join("out.mp4");
+    let out = run(japanim()
+        .arg("stylize")
+        .arg(&input)
+        .arg("-o")
+        .arg(&output)
+        .arg("--model")
+        .arg(&model)
+        .args(["--codec", "ffv1"]));
+    assert_one_line_error(&out, "out.mp4: this container (mp4) cannot hold ffv1 video");
+    assert!(!output.exists());
+    assert_eq!(listing(dir.path()), ["in.mp4", "tiny.safetensors"], "no temporary file left");
+}

@@ -755,6 +755,14 @@ pub(crate) fn container_takes(output: &format::context::Output, id: codec::Id) -
     }
 }
 
+/// Whether the container says it cannot hold `id` (muxers that cannot tell are not refused).
+fn container_refuses(output: &format::context::Output, id: codec::Id) -> bool {
+    // SAFETY: as in `container_takes`.
+    unsafe {
+        ffmpeg::ffi::avformat_query_codec(output.format().as_ptr(), id.into(), ffmpeg::ffi::FF_COMPLIANCE_NORMAL) == 0
+    }
+}
+
 /// Adds a stream that packets will be copied into unchanged; returns its index.
 pub(crate) fn add_copied_stream(
     output: &mut format::context::Output,
@@ -810,6 +818,16 @@ impl VideoSink {
             path: path.into(),
             reason: format!("FFmpeg has no encoder named {:?}", settings.codec),
         })?;
+        if container_refuses(&output, codec.id()) {
+            return Err(VideoError::Unsupported {
+                path: path.into(),
+                reason: format!(
+                    "this container ({}) cannot hold {} video: name the output .mkv, or choose another --codec",
+                    output.format().name(),
+                    settings.codec
+                ),
+            });
+        }
         let mut context = codec::context::Context::new_with_codec(codec)
             .encoder()
             .video()
