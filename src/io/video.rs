@@ -749,18 +749,19 @@ pub(crate) fn display_matrix_of(stream: &format::stream::Stream) -> Option<[i32;
 
 /// Whether the output's container can hold a stream of codec `id`.
 pub(crate) fn container_takes(output: &format::context::Output, id: codec::Id) -> bool {
-    // SAFETY: the output format and codec id come from live FFmpeg objects.
-    unsafe {
-        ffmpeg::ffi::avformat_query_codec(output.format().as_ptr(), id.into(), ffmpeg::ffi::FF_COMPLIANCE_NORMAL) == 1
-    }
+    query_codec(output, id) == 1
 }
 
 /// Whether the container says it cannot hold `id` (muxers that cannot tell are not refused).
 fn container_refuses(output: &format::context::Output, id: codec::Id) -> bool {
-    // SAFETY: as in `container_takes`.
-    unsafe {
-        ffmpeg::ffi::avformat_query_codec(output.format().as_ptr(), id.into(), ffmpeg::ffi::FF_COMPLIANCE_NORMAL) == 0
-    }
+    query_codec(output, id) == 0
+}
+
+/// libavformat's answer whether the output's container can hold `id`: 1 yes, 0 no, negative
+/// when the muxer cannot tell.
+fn query_codec(output: &format::context::Output, id: codec::Id) -> i32 {
+    // SAFETY: the output format and codec id come from live FFmpeg objects.
+    unsafe { ffmpeg::ffi::avformat_query_codec(output.format().as_ptr(), id.into(), ffmpeg::ffi::FF_COMPLIANCE_NORMAL) }
 }
 
 /// Adds a stream that packets will be copied into unchanged; returns its index.
