@@ -22,6 +22,21 @@ fn probe(path: &std::path::Path, entries: &str, stream: &str) -> String {
     ffprobe(&["-select_streams", stream, "-show_entries", entries, "-of", "compact=p=0:nk=1", path.to_str().unwrap()])
 }
 
+/// How many frames of the first video stream decode.
+fn video_frames(path: &std::path::Path) -> u64 {
+    let count = ffprobe(&[
+        "-count_frames",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=nb_read_frames",
+        "-of",
+        "csv=p=0",
+        path.to_str().unwrap(),
+    ]);
+    count.trim().parse().unwrap()
+}
+
 /// MD5 of every packet of the audio stream, copied without decoding.
 fn audio_md5(path: &std::path::Path) -> String {
     let out = std::process::Command::new("ffmpeg")
@@ -105,17 +120,7 @@ fn hd_video_is_tagged_bt709_and_mkv_works() {
         probe(&output, "stream=width,height,color_space,color_primaries,color_transfer", "v").trim(),
         "1280|720|bt709|bt709|bt709"
     );
-    let count = ffprobe(&[
-        "-count_frames",
-        "-select_streams",
-        "v",
-        "-show_entries",
-        "stream=nb_read_frames",
-        "-of",
-        "csv=p=0",
-        output.to_str().unwrap(),
-    ]);
-    assert_eq!(count.trim(), "4");
+    assert_eq!(video_frames(&output), 4);
 }
 
 #[test]
@@ -442,15 +447,7 @@ fn interlaced_video_is_deinterlaced() {
     let output = dir.path().join("anime.mp4");
     let out = stylize(&input, &output, &model);
     assert!(out.status.success(), "{}", stderr(&out));
-    let count = ffprobe(&[
-        "-count_frames",
-        "-show_entries",
-        "stream=nb_read_frames",
-        "-of",
-        "csv=p=0",
-        output.to_str().unwrap(),
-    ]);
-    assert_eq!(count.trim(), "6");
+    assert_eq!(video_frames(&output), 6);
 }
 
 /// A codec the container has no place for is refused before any work, naming the output.
