@@ -38,6 +38,23 @@ pub struct GramFigures {
     pub inside: StyleFigures,
 }
 
+/// Figures of one image (a photo, or a model's output of it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageFigures {
+    /// The photo.
+    pub photo: PathBuf,
+    /// Conv4 L1 between the output and the photo (0 for the photo itself).
+    pub content_l1: f64,
+    /// Gram L1 to the style set's mean Gram matrix, the conv base padding with zeros.
+    pub gram_each: f64,
+    /// The same away from the image's edges.
+    pub gram_each_inside: f64,
+    /// Share of flat pixels.
+    pub flat_share: f64,
+    /// Grid-artefact score.
+    pub grid_score: f64,
+}
+
 /// Figures for one model on a photo set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalFigures {
@@ -51,6 +68,8 @@ pub struct EvalFigures {
     /// Mean grid-artefact score of the outputs ([`crate::look::grid_score`]; 10 and more is a
     /// visible grid).
     pub grid_score: f64,
+    /// The same for each output, in the order of the photos: which photos a model fails on.
+    pub images: Vec<ImageFigures>,
 }
 
 /// Everything `eval` reports.
@@ -74,6 +93,8 @@ pub struct EvalReport {
     pub input_flat_share: f64,
     /// Mean grid-artefact score of the photos, as scaled for the models.
     pub input_grid_score: f64,
+    /// The figures of each photo, unchanged.
+    pub input_images: Vec<ImageFigures>,
     /// Per model: its path and figures.
     pub models: Vec<(PathBuf, EvalFigures)>,
 }
@@ -124,12 +145,16 @@ struct GramTally {
 }
 
 impl GramTally {
-    fn add(&mut self, grams: [Tensor; 2], target: &[Tensor; 2]) {
+    /// Counts an image's Gram matrices; returns its distances to `target`, both ways.
+    fn add(&mut self, grams: [Tensor; 2], target: &[Tensor; 2]) -> [f64; 2] {
+        let mut distances = [0.0; 2];
         for (way, g) in grams.into_iter().enumerate() {
-            self.distance[way] += mean_l1(&g, &target[way]);
+            distances[way] = mean_l1(&g, &target[way]);
+            self.distance[way] += distances[way];
             add_to(&mut self.sum[way], g);
         }
         self.images += 1;
+        distances
     }
 
     /// Each image's mean distance and the mean matrix's distance, both ways.
@@ -198,13 +223,14 @@ pub fn evaluate(
             inside: StyleFigures { each: inside.each, set: halves_distance[1] },
         };
         let frames: Vec<_> = photo_paths.iter().map(|p| load_scaled(p, max_side)).collect::<Result<_, _>>()?;
-        let (input_flat, input_grid) = look_of(&frames);
         let mut input_tally = GramTally::default();
         let mut input_features = Vec::new();
-        for frame in &frames {
+        let mut input_images = Vec::new();
+        for (frame, photo) in frames.iter().zip(&photo_paths) {
             let (f, grams) = features_and_grams(&vgg, frame)?;
-            input_tally.add(grams, &style_gram);
+            let gram_each = input_tally.add(grams, &style_gram);
             input_features.push(f);
+            input_images.push(image_figures(photo, 0.0, gram_each, frame));
         }
         let n = frames.len() as f64;
         let mut results = Vec::new();
@@ -214,24 +240,24 @@ pub fn evaluate(
             let work_size = model.info().work_size;
             let mut engine = Engine::new(model).with_work_size(work_size);
             let mut tally = GramTally::default();
-            let (mut content, mut flat, mut grid) = (0.0, 0.0, 0.0);
-            for (frame, input_f) in frames.iter().zip(&input_features) {
+            let mut images = Vec::new();
+            for ((frame, input_f), photo) in frames.iter().zip(&input_features).zip(&photo_paths) {
                 let mut out = vec![Vec::new()];
                 engine.stylize(&[frame], &mut out)?;
                 let styled = crate::frame::Frame { data: out.remove(0), ..frame.clone() };
                 let (f, grams) = features_and_grams(&vgg, &styled)?;
-                content += mean_l1(&f, input_f);
-                tally.add(grams, &style_gram);
-                flat += look::flat_share(&styled.data, styled.width, styled.height);
-                grid += look::grid_score(&styled.data, styled.width, styled.height);
+                let gram_each = tally.add(grams, &style_gram);
+                images.push(image_figures(photo, mean_l1(&f, input_f), gram_each, &styled));
             }
+            let mean = |figure: fn(&ImageFigures) -> f64| images.iter().map(figure).sum::<f64>() / n;
             results.push((
                 model_path.clone(),
                 EvalFigures {
-                    content_l1: content / n,
+                    content_l1: mean(|i| i.content_l1),
                     style: tally.figures(&style_gram),
-                    flat_share: flat / n,
-                    grid_score: grid / n,
+                    flat_share: mean(|i| i.flat_share),
+                    grid_score: mean(|i| i.grid_score),
+                    images,
                 },
             ));
         }
@@ -241,8 +267,9 @@ pub fn evaluate(
             input_style: input_tally.figures(&style_gram),
             style_self,
             style_flat_share: style_flat / style_paths.len() as f64,
-            input_flat_share: input_flat,
-            input_grid_score: input_grid,
+            input_flat_share: input_images.iter().map(|i| i.flat_share).sum::<f64>() / n,
+            input_grid_score: input_images.iter().map(|i| i.grid_score).sum::<f64>() / n,
+            input_images,
             models: results,
         })
     })
@@ -256,12 +283,21 @@ fn add_to(sum: &mut Option<Tensor>, value: Tensor) {
     });
 }
 
-/// Mean flat share and mean grid score of frames, each measured at its own size.
-fn look_of(frames: &[crate::frame::Frame]) -> (f64, f64) {
-    let n = frames.len().max(1) as f64;
-    let flat = frames.iter().map(|f| look::flat_share(&f.data, f.width, f.height)).sum::<f64>();
-    let grid = frames.iter().map(|f| look::grid_score(&f.data, f.width, f.height)).sum::<f64>();
-    (flat / n, grid / n)
+/// One image's figures; its look measured at its own size.
+fn image_figures(
+    photo: &Path,
+    content_l1: f64,
+    [gram_each, gram_each_inside]: [f64; 2],
+    image: &crate::frame::Frame,
+) -> ImageFigures {
+    ImageFigures {
+        photo: photo.to_path_buf(),
+        content_l1,
+        gram_each,
+        gram_each_inside,
+        flat_share: look::flat_share(&image.data, image.width, image.height),
+        grid_score: look::grid_score(&image.data, image.width, image.height),
+    }
 }
 
 /// Videos are compared at most this wide, as `flicker.py` compares them.

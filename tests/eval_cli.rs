@@ -20,6 +20,7 @@ fn photos_measured_against_themselves_are_the_style_set() {
         image::save_buffer(photos.join(format!("p{i}.png")), &data, w, h, image::ExtendedColorType::Rgb8).unwrap();
     }
     let (vgg, model) = (vgg_file(dir.path()), tiny_model(dir.path()));
+    let csv = dir.path().join("per-image.csv");
     let out = run(japanim()
         .args(["eval", "--max-side", "256", "--model"])
         .arg(&model)
@@ -28,7 +29,9 @@ fn photos_measured_against_themselves_are_the_style_set() {
         .arg("--style")
         .arg(&photos)
         .arg("--vgg")
-        .arg(&vgg));
+        .arg(&vgg)
+        .arg("--per-image")
+        .arg(&csv));
     assert!(out.status.success(), "{}", stderr(&out));
     let report = String::from_utf8(out.stdout).unwrap();
     assert!(report.starts_with("3 photos (longer side ≤ 256 px), style set: 3 images"), "{report}");
@@ -47,6 +50,46 @@ fn photos_measured_against_themselves_are_the_style_set() {
     assert_eq!(photos_row[5], style_row[5], "flat share: {report}");
     let model_row = row(&report, &model.display().to_string());
     assert!(model_row[0] > 0.0 && model_row.iter().all(|v| v.is_finite()), "{report}");
+
+    // --per-image: each photo unchanged (model empty), then each output; their means are the
+    // report's rows (content, Gram each, each inside, flat share, grid score).
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("model,photo,content_l1,gram_each,gram_each_inside,flat_share,grid_score"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 6, "{text}");
+    for (i, r) in rows.iter().enumerate() {
+        let (want_model, photo) = if i < 3 { (String::new(), i) } else { (model.display().to_string(), i - 3) };
+        assert_eq!(r[0], want_model, "{text}");
+        assert_eq!(r[1], photos.join(format!("p{photo}.png")).display().to_string(), "{text}");
+    }
+    let mean = |from: usize, column: usize| {
+        rows[from..from + 3].iter().map(|r| r[column].parse::<f64>().unwrap()).sum::<f64>() / 3.0
+    };
+    for (from, report_row) in [(0, &photos_row), (3, &model_row)] {
+        for (column, report_column) in [(2, 0), (3, 1), (4, 3), (5, 5), (6, 6)] {
+            let (each, reported) = (mean(from, column), report_row[report_column]);
+            assert!(
+                (each - reported).abs() < 2e-3 * reported.abs().max(1.0),
+                "column {column}: {each} against {reported}: {text}"
+            );
+        }
+    }
+    assert!(rows[..3].iter().all(|r| r[2] == "0.0000"), "{text}");
+}
+
+#[test]
+fn an_existing_per_image_file_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("figures.csv");
+    std::fs::write(&csv, "mine").unwrap();
+    // No VGG file either: the refusal comes first.
+    let out = run(japanim()
+        .args(["eval", "--model", "m.safetensors", "--photos", "p", "--style", "s", "--vgg", "v.safetensors"])
+        .arg("--per-image")
+        .arg(&csv));
+    assert_one_line_error(&out, &format!("{} already exists: pass --overwrite to replace it", csv.display()));
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "mine");
 }
 
 #[test]

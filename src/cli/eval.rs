@@ -7,8 +7,9 @@ use super::say;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use japanim::eval::GramFigures;
+use japanim::eval::{EvalReport, GramFigures};
 use japanim::model;
+use japanim::output::PendingFile;
 
 /// `japanim eval`.
 #[derive(Debug, Args)]
@@ -38,13 +39,20 @@ pub struct EvalArgs {
     /// With --video: frames compared, from the start.
     #[arg(long, default_value_t = 120)]
     pub frames: usize,
+    /// Also write each photo's figures, unchanged and per model, to this CSV file: which
+    /// photos a model fails on.
+    #[arg(long, value_name = "CSV")]
+    pub per_image: Option<PathBuf>,
+    /// Replace the --per-image file if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// `eval`: content kept, style gained and the look, per model; or a video's temporal figures.
 pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(videos) = &args.video {
-        if !args.models.is_empty() || args.photos.is_some() || args.style.is_some() {
-            bail!("eval --video compares two videos: leave out --model, --photos and --style");
+        if !args.models.is_empty() || args.photos.is_some() || args.style.is_some() || args.per_image.is_some() {
+            bail!("eval --video compares two videos: leave out --model, --photos, --style and --per-image");
         }
         return video(&videos[0], &videos[1], args.frames);
     }
@@ -59,7 +67,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
         None => model::find_in_models("vgg16.safetensors")
             .context("no models/vgg16.safetensors: run scripts/setup.sh or pass --vgg")?,
     };
+    // Reserved first: an existing file is refused before minutes of work.
+    let per_image = args.per_image.as_deref().map(|path| PendingFile::new(path, args.overwrite)).transpose()?;
     let report = japanim::eval::evaluate(&args.models, photos, style, &vgg, args.max_side, args.style_images)?;
+    if let Some(file) = per_image {
+        write_per_image(file, &report)?;
+    }
     say!(
         "{} photos (longer side ≤ {} px), style set: {} images of {}",
         report.photos,
@@ -105,6 +118,29 @@ pub fn run(args: EvalArgs) -> Result<()> {
          same with every image measured away from its edges (mirrored by {} px, whose features are cut off)",
         japanim::model::vgg::EDGE_PAD
     )?;
+    Ok(())
+}
+
+/// Writes every photo's figures, unchanged (`model` empty) and per model, as CSV.
+fn write_per_image(file: PendingFile, report: &EvalReport) -> Result<()> {
+    let name = file.destination().display().to_string();
+    let mut writer = csv::Writer::from_path(file.temp_path()).with_context(|| name.clone())?;
+    writer
+        .write_record(["model", "photo", "content_l1", "gram_each", "gram_each_inside", "flat_share", "grid_score"])
+        .with_context(|| name.clone())?;
+    let unchanged = std::iter::once((String::new(), &report.input_images));
+    let models = report.models.iter().map(|(path, f)| (path.display().to_string(), &f.images));
+    for (model, images) in unchanged.chain(models) {
+        for i in images {
+            let figures = [i.content_l1, i.gram_each, i.gram_each_inside, i.flat_share, i.grid_score];
+            let mut record = vec![model.clone(), i.photo.display().to_string()];
+            record.extend(figures.map(|v| format!("{v:.4}")));
+            writer.write_record(&record).with_context(|| name.clone())?;
+        }
+    }
+    writer.flush().with_context(|| name.clone())?;
+    drop(writer);
+    file.commit()?;
     Ok(())
 }
 
