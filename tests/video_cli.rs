@@ -128,15 +128,7 @@ fn video_to_stdout_as_y4m() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let input = dir.path().join("in.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=32x16:rate=25:duration=0.2",
-        "-c:v",
-        "libx264",
-        input.to_str().unwrap(),
-    ]);
+    testsrc_clip(&input, "32x16", "25", 0.2);
     let out = run(japanim().arg("stylize").arg(&input).args(["-o", "-", "--model"]).arg(&model));
     assert!(out.status.success(), "{}", stderr(&out));
     let header = b"YUV4MPEG2 W32 H16 F25:1 Ip A1:1 C420jpeg\n";
@@ -177,7 +169,7 @@ fn damaged_video_files_fail_cleanly_leaving_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let good = dir.path().join("good.mp4");
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=1", "-c:v", "libx264", good.to_str().unwrap()]);
+    testsrc_clip(&good, "64x48", "25", 1.0);
     let bytes = std::fs::read(&good).unwrap();
 
     let random = dir.path().join("random.mp4");
@@ -205,7 +197,7 @@ fn bench_times_decoding_and_the_whole_pipeline_on_a_video() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let input = dir.path().join("in.mkv");
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=48x32:rate=10:duration=1", "-c:v", "libx264", input.to_str().unwrap()]);
+    testsrc_clip(&input, "48x32", "10", 1.0);
     let temp = dir.path().join("tmp");
     std::fs::create_dir(&temp).unwrap();
     let out = run(japanim().env("TMPDIR", &temp).arg("bench").arg("--video").arg(&input).arg("--model").arg(&model));
@@ -239,7 +231,7 @@ fn a_failed_write_names_the_users_output_not_the_temporary_file() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let clip = dir.path().join("clip.mp4");
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=96x64:rate=25:duration=2", "-c:v", "libx264", clip.to_str().unwrap()]);
+    testsrc_clip(&clip, "96x64", "25", 2.0);
     let photo = dir.path().join("photo.png");
     write_png(&photo, 96, 64);
     for (input, output) in [(&clip, dir.path().join("anime.mp4")), (&photo, dir.path().join("anime.png"))] {
@@ -456,15 +448,7 @@ fn a_codec_the_container_cannot_hold_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let input = dir.path().join("in.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=64x48:rate=25:duration=0.2",
-        "-c:v",
-        "libx264",
-        input.to_str().unwrap(),
-    ]);
+    testsrc_clip(&input, "64x48", "25", 0.2);
     let output = dir.path().join("out.mp4");
     let out = run(japanim()
         .arg("stylize")

@@ -75,6 +75,12 @@ pub fn ffmpeg(args: &[&str]) {
     assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Writes an H.264 clip of FFmpeg's `testsrc` pattern: `size` as `WxH`, `rate` frames a second.
+pub fn testsrc_clip(path: &Path, size: &str, rate: &str, seconds: f64) {
+    let source = format!("testsrc=size={size}:rate={rate}:duration={seconds}");
+    ffmpeg(&["-f", "lavfi", "-i", &source, "-c:v", "libx264", path.to_str().unwrap()]);
+}
+
 /// Runs ffprobe and returns its standard output.
 pub fn ffprobe(args: &[&str]) -> String {
     let out = Command::new("ffprobe")
