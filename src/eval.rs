@@ -232,7 +232,6 @@ pub fn evaluate(
             input_features.push(f);
             input_images.push(image_figures(photo, 0.0, gram_each, frame));
         }
-        let n = frames.len() as f64;
         let mut results = Vec::new();
         for model_path in models {
             // Drawn as `stylize` draws it: photos larger than the model's work size at that size.
@@ -249,14 +248,13 @@ pub fn evaluate(
                 let gram_each = tally.add(grams, &style_gram);
                 images.push(image_figures(photo, mean_l1(&f, input_f), gram_each, &styled));
             }
-            let mean = |figure: fn(&ImageFigures) -> f64| images.iter().map(figure).sum::<f64>() / n;
             results.push((
                 model_path.clone(),
                 EvalFigures {
-                    content_l1: mean(|i| i.content_l1),
+                    content_l1: mean_of(&images, |i| i.content_l1),
                     style: tally.figures(&style_gram),
-                    flat_share: mean(|i| i.flat_share),
-                    grid_score: mean(|i| i.grid_score),
+                    flat_share: mean_of(&images, |i| i.flat_share),
+                    grid_score: mean_of(&images, |i| i.grid_score),
                     images,
                 },
             ));
@@ -267,8 +265,8 @@ pub fn evaluate(
             input_style: input_tally.figures(&style_gram),
             style_self,
             style_flat_share: style_flat / style_paths.len() as f64,
-            input_flat_share: input_images.iter().map(|i| i.flat_share).sum::<f64>() / n,
-            input_grid_score: input_images.iter().map(|i| i.grid_score).sum::<f64>() / n,
+            input_flat_share: mean_of(&input_images, |i| i.flat_share),
+            input_grid_score: mean_of(&input_images, |i| i.grid_score),
             input_images,
             models: results,
         })
@@ -281,6 +279,11 @@ fn add_to(sum: &mut Option<Tensor>, value: Tensor) {
         Some(s) => s + value,
         None => value,
     });
+}
+
+/// The mean of one figure over images.
+fn mean_of(images: &[ImageFigures], figure: fn(&ImageFigures) -> f64) -> f64 {
+    images.iter().map(figure).sum::<f64>() / images.len().max(1) as f64
 }
 
 /// One image's figures; its look measured at its own size.
