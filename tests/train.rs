@@ -383,25 +383,34 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
 #[test]
 fn the_shipped_training_configurations_parse_and_validate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    let mut files = vec![root.join("train-default-narrow.toml")];
+    let mut files = vec![root.join("train-default-narrow.toml"), root.join("train-abstraction-narrow.toml")];
     for entry in std::fs::read_dir(root.join("experiments")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             files.push(path);
         }
     }
-    assert!(files.len() >= 3, "{files:?}");
+    assert!(files.len() >= 4, "{files:?}");
     for file in &files {
         let config = TrainConfig::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         config.validate().unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
-    // The shipped model's recipe: resize upsampling, the input skip, the cartoon terms.
+    // The shipped model's recipe, in two phases: the cartoon abstraction (resize upsampling, the
+    // input skip, the abstraction and temporal terms), then the Gram and flatness terms with a
+    // detail path, starting from the first phase's shipped file.
     let recipe = TrainConfig::read(&files[0]).unwrap();
-    assert_eq!(recipe.upsampling, japanim::model::Upsampling::Resize);
-    assert!(recipe.input_skip && recipe.abstraction_weight > 0.0 && recipe.temporal_weight > 0.0);
-    // It is what the shipped model says it is.
+    let phase1 = TrainConfig::read(&files[1]).unwrap();
+    for phase in [&recipe, &phase1] {
+        assert_eq!(phase.upsampling, japanim::model::Upsampling::Resize);
+        assert!(phase.input_skip && phase.abstraction_weight > 0.0 && phase.temporal_weight > 0.0);
+    }
+    assert!(recipe.style_weight > 0.0 && recipe.flat_weight > 0.0 && recipe.detail_channels > 0);
+    assert_eq!(recipe.init.as_deref(), Some(Path::new("models/abstraction-narrow.safetensors")));
+    // Each is what the model it made says it is.
     let shipped = japanim::model::weights::read_info(&root.join("default.safetensors")).unwrap();
     assert_eq!(shipped.config, recipe.generator());
+    let first = japanim::model::weights::read_info(&root.join("abstraction-narrow.safetensors")).unwrap();
+    assert_eq!(first.config, phase1.generator());
     let odd = TrainConfig { margin: 6, ..recipe };
     let err = odd.validate().unwrap_err().to_string();
     assert!(err.contains("margin 6 must be a multiple of 4 from 0 to 256"), "{err}");
