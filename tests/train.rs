@@ -331,6 +331,8 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
             abstraction_weight: 2.0,
             temporal_weight: 1.0,
             flat_weight: 5.0,
+            colour_weight: if input_skip { 3.0 } else { 0.0 },
+            colour_cell: 4,
             outlines: input_skip,
             outline_ink: 45,
             antialias: input_skip,
@@ -356,6 +358,7 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
             let values: Vec<f64> = row.split(',').skip(3).map(|v| v.parse().unwrap()).collect();
             let value = |name: &str| values[column(name) - 3];
             assert!(value("abstraction") > 0.0 && value("temporal") > 0.0, "{row}");
+            assert_eq!(value("colour") > 0.0, input_skip, "the local-colour term is logged where it is on: {row}");
             assert!(values.iter().all(|v| v.is_finite()), "{row}");
             if row.contains(",adversarial,") {
                 adversarial_rows += 1;
@@ -411,6 +414,8 @@ fn the_shipped_training_configurations_parse_and_validate() {
     assert_eq!(shipped.config, recipe.generator());
     let first = japanim::model::weights::read_info(&root.join("abstraction-narrow.safetensors")).unwrap();
     assert_eq!(first.config, phase1.generator());
+    let err = TrainConfig { colour_cell: 0, ..recipe.clone() }.validate().unwrap_err().to_string();
+    assert!(err.contains("colour_cell 0 must be from 1 to 64 px"), "{err}");
     let odd = TrainConfig { margin: 6, ..recipe };
     let err = odd.validate().unwrap_err().to_string();
     assert!(err.contains("margin 6 must be a multiple of 4 from 0 to 256"), "{err}");

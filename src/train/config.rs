@@ -131,6 +131,15 @@ pub struct TrainConfig {
     /// Differences (values in [-1, 1]) from which the flatness term counts an edge as an edge
     /// and stops pulling it down.
     pub flat_threshold: f64,
+    /// Weight of the local-colour term ([`super::losses::local_chroma_l2`]): the squared
+    /// difference between the output's and the photo's cartoon abstraction's chroma, each
+    /// averaged over cells of `colour_cell` px, in both phases (0 = off). It keeps each region
+    /// the colour of the photo's region while leaving luma (shading, outlines) and detail finer
+    /// than a cell free; squared, so a blot of another hue costs far more than the same change
+    /// spread thin (Gram-weighted runs paint such blots; models/README.md, session 15).
+    pub colour_weight: f64,
+    /// Side in pixels of the cells the local-colour term averages over.
+    pub colour_cell: u32,
     /// Weight of the temporal term (compound regularisation, see [`super::temporal`]):
     /// stylizing a photo moved by a small random motion must equal moving its stylization
     /// (0 = off, the original). Costs one more generator pass per step.
@@ -199,6 +208,8 @@ impl Default for TrainConfig {
             abstraction: AbstractionConfig::default(),
             flat_weight: 0.0,
             flat_threshold: 0.1,
+            colour_weight: 0.0,
+            colour_cell: 8,
             temporal_weight: 0.0,
             temporal_noise: 0.03,
             temporal_motion: MotionKind::Affine,
@@ -274,6 +285,7 @@ impl TrainConfig {
             self.pretrain_pixel_weight,
             self.abstraction_weight,
             self.flat_weight,
+            self.colour_weight,
             self.temporal_weight,
             self.temporal_noise,
         ];
@@ -293,6 +305,9 @@ impl TrainConfig {
         }
         if let Some(problem) = crate::model::generator::work_size_problem(self.work_size) {
             return bad(format!("work_size {problem}"));
+        }
+        if !(1..=64).contains(&self.colour_cell) || self.colour_cell > self.crop {
+            return bad(format!("colour_cell {} must be from 1 to 64 px and at most the crop", self.colour_cell));
         }
         if !(self.flat_threshold > 0.0 && self.flat_threshold.is_finite()) {
             return bad(format!("flat_threshold {} must be above 0", self.flat_threshold));

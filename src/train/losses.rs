@@ -45,6 +45,25 @@ pub fn flatness(images: &Tensor, threshold: f64) -> Result<Tensor, TchError> {
     across.f_add(&down)?.f_mul_scalar(0.5)
 }
 
+/// Chroma (BT.601 Cb and Cr, scaled as the RGB) of RGB images: two channels that a change of
+/// luma alone (the same amount added to R, G and B) leaves unchanged.
+fn chroma(images: &Tensor) -> Result<Tensor, TchError> {
+    let rgb_to_cbcr = Tensor::from_slice(&[-0.168_736f32, -0.331_264, 0.5, 0.5, -0.418_688, -0.081_312])
+        .f_reshape([2, 3, 1, 1])?
+        .f_to_device(images.device())?;
+    images.f_to_kind(Kind::Float)?.f_conv2d::<Tensor>(&rgb_to_cbcr, None, 1, 0, 1, 1)
+}
+
+/// Mean squared difference between the chroma of `a` and of `b` (RGB images, N×3×H×W), each
+/// averaged over cells of `cell`×`cell` pixels (a partial last row or column of cells is
+/// dropped): how far each region's colour has moved, blind to luma and to any pattern finer
+/// than a cell that averages out within it. Squared, so a concentrated change of colour (a
+/// blot) costs more than the same total change spread over the picture.
+pub fn local_chroma_l2(a: &Tensor, b: &Tensor, cell: i64) -> Result<Tensor, TchError> {
+    let cells = |x: &Tensor| chroma(x)?.f_avg_pool2d([cell, cell], [cell, cell], [0, 0], false, true, None::<i64>);
+    cells(a)?.f_sub(&cells(b)?)?.f_square()?.f_mean(Kind::Float)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +82,27 @@ mod tests {
         // A taller edge costs no more than the threshold: nothing pulls it down.
         let tall = Tensor::from_slice(&[0.0f32, 0.02, 2.0, 0.0, 0.02, 2.0]).reshape([1, 1, 2, 3]);
         assert_eq!(flatness(&tall, 0.1).unwrap().double_value(&[]), got);
+    }
+
+    #[test]
+    fn local_chroma_sees_blots_not_luma_or_fine_texture() {
+        let base = Tensor::rand([1, 3, 16, 16], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
+        let l2 = |x: &Tensor| local_chroma_l2(x, &base, 8).unwrap().double_value(&[]);
+        assert_eq!(l2(&base), 0.0);
+        // Brighter or darker alike in R, G and B: no change of chroma.
+        assert!(l2(&(&base + 0.3)) < 1e-10);
+        // A red/green checkerboard of single pixels averages out within each 8-px cell.
+        let checker = Tensor::from_slice(&[1.0f32, -1.0, -1.0, 1.0]).reshape([1, 1, 2, 2]).repeat([1, 1, 8, 8]);
+        let fine = &base + Tensor::cat(&[&checker * 0.2, &checker * -0.2, checker.zeros_like()], 1);
+        assert!(l2(&fine) < 1e-10);
+        // +0.4 red in one 8×8 cell of the four: Cr + 0.2, Cb − 0.0675, squared, over 2 channels × 4 cells.
+        let blot = base.copy();
+        let _ = blot.narrow(1, 0, 1).narrow(2, 0, 8).narrow(3, 0, 8).g_add_scalar_(0.4);
+        let want = ((0.4 * 0.5f64).powi(2) + (0.4 * 0.168_736f64).powi(2)) / 8.0;
+        assert!((l2(&blot) - want).abs() < 1e-6, "{} against {want}", l2(&blot));
+        // The same total change spread over the four cells costs a quarter as much.
+        let spread = &base + Tensor::cat(&[base.narrow(1, 0, 1).full_like(0.1), base.narrow(1, 0, 2).zeros_like()], 1);
+        assert!((l2(&spread) - want / 4.0).abs() < 1e-6, "{}", l2(&spread));
     }
 
     #[test]

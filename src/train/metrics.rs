@@ -38,6 +38,8 @@ pub struct StepMetrics {
     pub temporal: f64,
     /// Flatness term, truncated total variation of the output (unweighted; 0 when off).
     pub flat: f64,
+    /// Local-colour term, squared chroma difference over cells (unweighted; 0 when off).
+    pub colour: f64,
     /// G's total loss.
     pub g_total: f64,
     /// Seconds this step took.
@@ -45,7 +47,7 @@ pub struct StepMetrics {
 }
 
 const STEP_HEADER: &str =
-    "step,epoch,phase,d_loss,d_real,d_fake,d_smooth,g_adv,content,style,abstraction,temporal,flat,g_total,seconds";
+    "step,epoch,phase,d_loss,d_real,d_fake,d_smooth,g_adv,content,style,abstraction,temporal,flat,colour,g_total,seconds";
 const VAL_HEADER: &str = "epoch,step,content,style,g_adv";
 
 /// An append-only CSV file, cut back to a step when a run resumes.
@@ -56,15 +58,24 @@ pub struct CsvLog {
 
 impl CsvLog {
     /// Opens `path` with `header`; rows whose first `step_column` value exceeds `keep_through`
-    /// are dropped (they are redone after a resume). A new run starts the file afresh.
+    /// are dropped (they are redone after a resume). A new run starts the file afresh. Kept
+    /// rows written under an older header are laid out by column name, a column they lack
+    /// written as 0 (a run resumed across a version that logs a new term).
     pub fn open(path: &Path, header: &str, step_column: usize, keep_through: Option<u64>) -> Result<Self, TrainError> {
         let io = |source| TrainError::Io { path: path.into(), source };
         let mut text = format!("{header}\n");
         if let (Some(limit), Ok(old)) = (keep_through, std::fs::read_to_string(path)) {
-            for line in old.lines().skip(1) {
-                let step: Option<u64> = line.split(',').nth(step_column).and_then(|v| v.parse().ok());
+            let mut lines = old.lines();
+            let old_header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+            let from_old: Vec<Option<usize>> =
+                header.split(',').map(|name| old_header.iter().position(|h| *h == name)).collect();
+            for line in lines {
+                let values: Vec<&str> = line.split(',').collect();
+                let step: Option<u64> = values.get(step_column).and_then(|v| v.parse().ok());
                 if step.is_some_and(|s| s <= limit) {
-                    text.push_str(line);
+                    let row: Vec<&str> =
+                        from_old.iter().map(|i| i.and_then(|i| values.get(i).copied()).unwrap_or("0")).collect();
+                    text.push_str(&row.join(","));
                     text.push('\n');
                 }
             }
@@ -109,9 +120,12 @@ impl StepMetrics {
                 ("train/g_total", self.g_total),
             ]
         };
-        for (tag, value) in
-            [("train/abstraction", self.abstraction), ("train/temporal", self.temporal), ("train/flat", self.flat)]
-        {
+        for (tag, value) in [
+            ("train/abstraction", self.abstraction),
+            ("train/temporal", self.temporal),
+            ("train/flat", self.flat),
+            ("train/colour", self.colour),
+        ] {
             if value != 0.0 {
                 scalars.push((tag, value));
             }
@@ -133,6 +147,7 @@ impl StepMetrics {
             self.abstraction,
             self.temporal,
             self.flat,
+            self.colour,
             self.g_total,
         ] {
             let _ = write!(s, ",{v:.6}");
@@ -168,7 +183,7 @@ pub fn plot(run: &Path) -> Result<PathBuf, TrainError> {
     let mut series = read_columns(
         &run.join("metrics.csv"),
         0,
-        &["d_loss", "g_adv", "content", "style", "abstraction", "temporal", "flat"],
+        &["d_loss", "g_adv", "content", "style", "abstraction", "temporal", "flat", "colour"],
     );
     for (name, points) in read_columns(&run.join("validation.csv"), 1, &["content", "style"]) {
         series.push((format!("val {name}"), points));
@@ -233,4 +248,28 @@ pub fn sample_grid(path: &Path, inputs: &[Vec<u8>], outputs: &[Vec<u8>], side: u
         }
     }
     save_rgb(path, &grid, w, h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_log_keeps_its_rows_under_a_newer_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        std::fs::write(&path, "step,phase,flat,seconds\n1,a,0.5,0.1\n2,a,0.25,0.1\n3,a,0.125,0.1\n").unwrap();
+        let mut log = CsvLog::open(&path, "step,phase,flat,colour,seconds", 0, Some(2)).unwrap();
+        log.append("3,a,0.1,0.2,0.1").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "step,phase,flat,colour,seconds\n1,a,0.5,0,0.1\n2,a,0.25,0,0.1\n3,a,0.1,0.2,0.1\n");
+        // Under the same header rows are kept as they were; a new run starts afresh.
+        CsvLog::open(&path, "step,phase,flat,colour,seconds", 0, Some(2)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "step,phase,flat,colour,seconds\n1,a,0.5,0,0.1\n2,a,0.25,0,0.1\n"
+        );
+        CsvLog::open(&path, "step,phase,flat,colour,seconds", 0, None).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "step,phase,flat,colour,seconds\n");
+    }
 }

@@ -11,7 +11,7 @@ use super::adam::Adam;
 use super::checkpoint;
 use super::config::{StyleTarget, TrainConfig, STYLE_SIDE};
 use super::data::{self, Dataset, Split};
-use super::losses::{bce_logits, flatness, gram_l1, gram_l1_to, l1};
+use super::losses::{bce_logits, flatness, gram_l1, gram_l1_to, l1, local_chroma_l2};
 use super::metrics::{self, StepMetrics};
 use super::temporal::{temporal_loss, Motion};
 use super::TrainError;
@@ -227,11 +227,18 @@ fn shared_generator_terms(
     mut loss: Tensor,
     m: &mut StepMetrics,
 ) -> Result<Tensor, TrainError> {
-    if config.abstraction_weight > 0.0 {
+    if config.abstraction_weight > 0.0 || config.colour_weight > 0.0 {
         let target = tch::no_grad(|| abstraction(photo, &config.abstraction))?;
-        let term = l1(fake, &target)?;
-        m.abstraction = scalar(&term);
-        loss = loss.f_add(&term.f_mul_scalar(config.abstraction_weight)?)?;
+        if config.abstraction_weight > 0.0 {
+            let term = l1(fake, &target)?;
+            m.abstraction = scalar(&term);
+            loss = loss.f_add(&term.f_mul_scalar(config.abstraction_weight)?)?;
+        }
+        if config.colour_weight > 0.0 {
+            let term = local_chroma_l2(fake, &target, i64::from(config.colour_cell))?;
+            m.colour = scalar(&term);
+            loss = loss.f_add(&term.f_mul_scalar(config.colour_weight)?)?;
+        }
     }
     if config.temporal_weight > 0.0 {
         // Drawn from the run's seed and the step alone, so a resumed run draws the same.
