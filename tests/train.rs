@@ -133,8 +133,11 @@ fn interrupted_and_resumed_run_is_bit_identical() {
     // A checkpoint being written when the process died: a temporary file, never renamed.
     let junk = parts.join("checkpoints/.ckpt-00000005.partial-4242.safetensors");
     std::fs::write(&junk, b"half a checkpoint").unwrap();
+    // The folder copied elsewhere without its sample pictures.
+    std::fs::remove_dir_all(parts.join("samples")).unwrap();
     let resumed = train::train(&options(&data, &parts, None, true, None)).unwrap();
     assert_eq!((resumed.step, resumed.steps_this_call), (6, 2));
+    assert!(parts.join("samples/epoch-0002.png").is_file());
 
     let a = tensors(&whole.join("checkpoints/ckpt-00000006.safetensors"));
     let b = tensors(&parts.join("checkpoints/ckpt-00000006.safetensors"));

@@ -97,7 +97,7 @@ fn run_config(options: &TrainOptions) -> Result<TrainConfig, TrainError> {
 /// Makes a new run's folder and writes its configuration.
 fn create_run(run: &Path, config: &TrainConfig) -> Result<(), TrainError> {
     let config_path = run.join(CONFIG_FILE);
-    std::fs::create_dir_all(run.join("samples")).map_err(io(run))?;
+    std::fs::create_dir_all(run).map_err(io(run))?;
     std::fs::write(&config_path, config.to_toml()).map_err(io(&config_path))
 }
 
@@ -545,6 +545,9 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
         tracing::info!("resuming {} from step {start} ({})", options.run.display(), path.display());
         last_checkpoint = path;
     }
+    // A run folder copied without its pictures gets the folder back rather than failing at
+    // the end of its first epoch.
+    std::fs::create_dir_all(options.run.join("samples")).map_err(io(&options.run))?;
     let keep = options.resume.then_some(start).or(Some(0));
     let mut step_log = metrics::step_log(&options.run, keep)?;
     let mut val_log = metrics::validation_log(&options.run, keep)?;
