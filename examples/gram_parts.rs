@@ -14,11 +14,15 @@ fn load(path: &Path, max_side: u32) -> Tensor {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() || (args[0] == "--pairs" && args.len() < 3) {
+        eprintln!("usage: gram_parts IMAGE... | gram_parts --pairs PHOTOS OUTPUTS...");
+        std::process::exit(2);
+    }
     let vgg = Vgg::load(Path::new("models/vgg16.safetensors"), Device::Cpu).unwrap();
     let style = list_images(Path::new("../shared/data/train/cartoon")).unwrap();
     let stride = style.len().div_ceil(200);
     let style: Vec<_> = style.into_iter().step_by(stride).collect();
-    let args: Vec<String> = std::env::args().skip(1).collect();
     tch::no_grad(|| {
         let grams: Vec<Tensor> = style.iter().map(|p| gram(&vgg.features(&load(p, 256)).unwrap()).unwrap()).collect();
         let target = Tensor::stack(&grams, 0).mean_dim(0, false, Kind::Float);
