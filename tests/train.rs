@@ -389,7 +389,11 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
 #[test]
 fn the_shipped_training_configurations_parse_and_validate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    let mut files = vec![root.join("train-default-narrow.toml"), root.join("train-abstraction-narrow.toml")];
+    let mut files = vec![
+        root.join("train-default-narrow.toml"),
+        root.join("train-abstraction-narrow.toml"),
+        root.join("train-default-finish.toml"),
+    ];
     for entry in std::fs::read_dir(root.join("experiments")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
@@ -401,9 +405,10 @@ fn the_shipped_training_configurations_parse_and_validate() {
         let config = TrainConfig::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         config.validate().unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
-    // The shipped model's recipe, in two phases: the cartoon abstraction (resize upsampling, the
+    // The shipped model's recipe, in three phases: the cartoon abstraction (resize upsampling, the
     // input skip, the abstraction and temporal terms), then the Gram and flatness terms with a
-    // detail path, starting from the first phase's shipped file.
+    // detail path, starting from the first phase's shipped file, then a short finish from the
+    // second phase's weights with finer colour cells: the same generator, other loss weights.
     let recipe = TrainConfig::read(&files[0]).unwrap();
     let phase1 = TrainConfig::read(&files[1]).unwrap();
     for phase in [&recipe, &phase1] {
@@ -415,6 +420,10 @@ fn the_shipped_training_configurations_parse_and_validate() {
     // Each is what the model it made says it is.
     let shipped = japanim::model::weights::read_info(&root.join("default.safetensors")).unwrap();
     assert_eq!(shipped.config, recipe.generator());
+    let finish = TrainConfig::read(&files[2]).unwrap();
+    assert_eq!(finish.generator(), recipe.generator());
+    assert_eq!(finish.init.as_deref(), Some(Path::new("runs/default-narrow.safetensors")));
+    assert!(finish.colour_cell < recipe.colour_cell && finish.epochs < recipe.epochs);
     let first = japanim::model::weights::read_info(&root.join("abstraction-narrow.safetensors")).unwrap();
     assert_eq!(first.config, phase1.generator());
     let err = TrainConfig { colour_cell: 0, ..recipe.clone() }.validate().unwrap_err().to_string();
