@@ -9,6 +9,7 @@ use common::random_vgg_file as vgg_file;
 use japanim::model::onnx::{encode_model, vgg16_from_keras_onnx, TensorProto};
 use japanim::model::vgg::{Vgg, VggInput, VggVariant};
 use japanim::train::run::TrainOptions;
+use japanim::train::schedule::LrSchedule;
 use japanim::train::{self, TrainConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -344,6 +345,8 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
             detail_channels: if input_skip { 4 } else { 0 },
             style_target: train::config::StyleTarget::Mean,
             adversarial_weight,
+            lr_schedule: if input_skip { LrSchedule::Cosine } else { LrSchedule::Constant },
+            lr_warmup: if input_skip { 2 } else { 0 },
             ..tiny_config(&vgg_file(dir.path()))
         };
         let (whole, parts) = (dir.path().join("whole"), dir.path().join("parts"));
@@ -384,6 +387,35 @@ fn the_cartoon_recipe_terms_are_logged_and_resume_exactly() {
         assert_eq!(loaded.info().config.reflect_padding, input_skip);
         assert_eq!(loaded.info().config.detail_channels, if input_skip { 4 } else { 0 });
     }
+}
+
+#[test]
+fn a_cosine_schedule_shrinks_the_last_updates() {
+    // Three main steps: the cosine's factor on the last is 0.25, so the generator's weights
+    // move by about a quarter of what the constant rate moves them.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data);
+    let constant = tiny_config(&vgg_file(dir.path()));
+    let cosine = TrainConfig { lr_schedule: LrSchedule::Cosine, ..constant.clone() };
+    let last_update = |config: TrainConfig, name: &str| -> f64 {
+        let run = dir.path().join(name);
+        train::train(&options(&data, &run, Some(config), false, None)).unwrap();
+        let weights = |step: u32| tensors(&run.join(format!("checkpoints/ckpt-{step:08}.safetensors")));
+        let (before, after) = (weights(5), weights(6));
+        let mut moved = 0.0;
+        for ((name, _, a), (_, _, b)) in before.iter().zip(&after) {
+            if name.starts_with("g.") {
+                let floats = |bytes: &[u8]| -> Vec<f32> {
+                    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+                };
+                moved += floats(a).iter().zip(&floats(b)).map(|(x, y)| f64::from((x - y).abs())).sum::<f64>();
+            }
+        }
+        moved
+    };
+    let (full, scheduled) = (last_update(constant, "constant"), last_update(cosine, "cosine"));
+    assert!(full > 0.0 && scheduled > 0.1 * full && scheduled < 0.5 * full, "{scheduled} against {full}");
 }
 
 #[test]

@@ -28,6 +28,11 @@ impl Adam {
         Self { params, first, second, lr, beta1, beta2, eps: 1e-8, steps: 0 }
     }
 
+    /// Sets the learning rate of the next updates (a schedule's value for the step).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
     /// Zeroes the gradients.
     pub fn zero_grad(&mut self) {
         for p in self.params.values_mut() {

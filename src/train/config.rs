@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::abstraction::AbstractionConfig;
+use super::schedule::LrSchedule;
 use super::temporal::MotionKind;
 use super::TrainError;
 use crate::device::PrecisionChoice;
@@ -91,6 +92,11 @@ pub struct TrainConfig {
     pub lr_g: f64,
     /// Discriminator learning rate (Adam).
     pub lr_d: f64,
+    /// How both rates change over the main steps: `constant` (the original) or `cosine`
+    /// (down toward zero at the last step). Pre-training runs at the configured rates.
+    pub lr_schedule: LrSchedule,
+    /// Steps of linear warm-up at the start of the main steps (0 = none).
+    pub lr_warmup: u64,
     /// Adam β1 (0.5 in the original).
     pub beta1: f64,
     /// Adam β2.
@@ -195,6 +201,8 @@ impl Default for TrainConfig {
             steps_per_epoch: 0,
             lr_g: 1e-4,
             lr_d: 1e-4,
+            lr_schedule: LrSchedule::Constant,
+            lr_warmup: 0,
             beta1: 0.5,
             beta2: 0.999,
             adversarial_weight: 1.0,

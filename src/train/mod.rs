@@ -14,6 +14,7 @@ pub mod data;
 pub mod losses;
 pub mod metrics;
 pub mod run;
+pub mod schedule;
 pub mod temporal;
 pub mod tensorboard;
 

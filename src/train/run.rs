@@ -13,6 +13,7 @@ use super::config::{StyleTarget, TrainConfig, STYLE_SIDE};
 use super::data::{self, Dataset, Split};
 use super::losses::{bce_logits, flatness, gram_l1, gram_l1_to, l1, local_chroma_l2};
 use super::metrics::{self, StepMetrics};
+use super::schedule::{lr_factor, LrSchedule};
 use super::temporal::{temporal_loss, Motion};
 use super::TrainError;
 use crate::device::{self, DeviceChoice};
@@ -559,6 +560,14 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
         vgg_path.display()
     );
 
+    if config.lr_schedule != LrSchedule::Constant || config.lr_warmup > 0 {
+        tracing::info!(
+            "learning rates: {:?} over the {} main steps, {} steps of warm-up",
+            config.lr_schedule,
+            total - pretrain_steps,
+            config.lr_warmup
+        );
+    }
     let end = options.until_step.map_or(total, |u| u.min(total));
     let bar = if options.progress && end > start {
         indicatif::ProgressBar::new(end - start)
@@ -590,6 +599,13 @@ pub fn train(options: &TrainOptions) -> Result<TrainSummary, TrainError> {
             let t0 = Instant::now();
             let crops = batches.recv().map_err(|_| TrainError::Run("the data loader stopped".into()))??;
             let batch = crops.to_batch(device)?;
+            let factor = if s > pretrain_steps {
+                lr_factor(config.lr_schedule, config.lr_warmup, s - pretrain_steps, total - pretrain_steps)
+            } else {
+                1.0
+            };
+            nets.adam_g.set_lr(config.lr_g * factor);
+            nets.adam_d.set_lr(config.lr_d * factor);
             let mut m = step(&mut nets, &vgg, &batch, &config, (s, s <= pretrain_steps), compute, style_gram.as_ref())?;
             m.step = s;
             m.epoch = (s - 1) / per_epoch + 1;
