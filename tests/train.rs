@@ -69,6 +69,11 @@ fn tensors(path: &Path) -> Vec<(String, safetensors::Dtype, Vec<u8>)> {
     all
 }
 
+/// The values of an f32 tensor's little-endian bytes.
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
 #[test]
 fn a_run_logs_finite_losses_plots_samples_and_exports() {
     let dir = tempfile::tempdir().unwrap();
@@ -167,9 +172,6 @@ fn bf16_mixed_precision_trains_f32_weights_close_to_an_f32_run() {
 
     let checkpoint = |run: &Path| tensors(&run.join("checkpoints/ckpt-00000006.safetensors"));
     let (a, b) = (checkpoint(&full), checkpoint(&mixed));
-    let floats = |bytes: &[u8]| -> Vec<f32> {
-        bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-    };
     let (mut sum, mut count, mut identical) = (0f64, 0usize, 0usize);
     for ((name, dtype_a, bytes_a), (_, dtype_b, bytes_b)) in a.iter().zip(&b) {
         assert_eq!((*dtype_a, *dtype_b), (safetensors::Dtype::F32, safetensors::Dtype::F32), "{name}: master weights");
@@ -406,9 +408,6 @@ fn a_cosine_schedule_shrinks_the_last_updates() {
         let mut moved = 0.0;
         for ((name, _, a), (_, _, b)) in before.iter().zip(&after) {
             if name.starts_with("g.") {
-                let floats = |bytes: &[u8]| -> Vec<f32> {
-                    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-                };
                 moved += floats(a).iter().zip(&floats(b)).map(|(x, y)| f64::from((x - y).abs())).sum::<f64>();
             }
         }
@@ -510,8 +509,6 @@ fn a_run_can_start_from_a_model_of_its_layout_and_refuses_another() {
     let max_difference = |other: &str| -> f32 {
         let (a, b) = (tensors(&start), tensors(&dir.path().join(other)));
         assert_eq!(a.len(), b.len());
-        let floats =
-            |bytes: &[u8]| bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
         a.iter()
             .zip(&b)
             .flat_map(|(x, y)| {
@@ -523,7 +520,6 @@ fn a_run_can_start_from_a_model_of_its_layout_and_refuses_another() {
     assert!(max_difference("b.safetensors") < 1e-6, "{}", max_difference("b.safetensors"));
     let (plain, detailed) = (tensors(&start), tensors(&with_detail));
     assert_eq!(detailed.len(), plain.len() + 6, "three convolutions' weights and biases");
-    let floats = |bytes: &[u8]| bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
     for (name, _, bytes) in &detailed {
         let values = floats(bytes);
         match plain.iter().find(|p| &p.0 == name) {
