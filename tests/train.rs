@@ -424,6 +424,10 @@ fn the_shipped_training_configurations_parse_and_validate() {
         root.join("train-default-narrow.toml"),
         root.join("train-abstraction-narrow.toml"),
         root.join("train-default-finish.toml"),
+        root.join("train-default-settle.toml"),
+        root.join("train-default-settle-steady.toml"),
+        root.join("train-default-settle-style.toml"),
+        root.join("train-default-settle-content.toml"),
     ];
     for entry in std::fs::read_dir(root.join("experiments")).unwrap() {
         let path = entry.unwrap().path();
@@ -436,10 +440,11 @@ fn the_shipped_training_configurations_parse_and_validate() {
         let config = TrainConfig::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         config.validate().unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
-    // The shipped model's recipe, in three phases: the cartoon abstraction (resize upsampling, the
+    // The shipped model's recipe, in seven phases: the cartoon abstraction (resize upsampling, the
     // input skip, the abstraction and temporal terms), then the Gram and flatness terms with a
     // detail path, starting from the first phase's shipped file, then a short finish from the
-    // second phase's weights with finer colour cells: the same generator, other loss weights.
+    // second phase's weights with finer colour cells, then four settles along a cosine learning
+    // rate, each from the weights the one before exported: the same generator, other weights.
     let recipe = TrainConfig::read(&files[0]).unwrap();
     let phase1 = TrainConfig::read(&files[1]).unwrap();
     for phase in [&recipe, &phase1] {
@@ -455,6 +460,15 @@ fn the_shipped_training_configurations_parse_and_validate() {
     assert_eq!(finish.generator(), recipe.generator());
     assert_eq!(finish.init.as_deref(), Some(Path::new("runs/default-narrow.safetensors")));
     assert!(finish.colour_cell < recipe.colour_cell && finish.epochs < recipe.epochs);
+    let mut previous = "runs/default-finish.safetensors".to_string();
+    for file in &files[3..7] {
+        let settle = TrainConfig::read(file).unwrap();
+        assert_eq!(settle.generator(), recipe.generator(), "{}", file.display());
+        assert_eq!(settle.init.as_deref(), Some(Path::new(&previous)), "{}", file.display());
+        assert_eq!(settle.lr_schedule, japanim::train::schedule::LrSchedule::Cosine, "{}", file.display());
+        let name = file.file_stem().unwrap().to_str().unwrap().trim_start_matches("train-");
+        previous = format!("runs/{name}.safetensors");
+    }
     let first = japanim::model::weights::read_info(&root.join("abstraction-narrow.safetensors")).unwrap();
     assert_eq!(first.config, phase1.generator());
     let err = TrainConfig { colour_cell: 0, ..recipe.clone() }.validate().unwrap_err().to_string();
